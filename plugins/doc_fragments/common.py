@@ -1,0 +1,52 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    DOCUMENTATION = r"""
+options:
+  state_dir:
+    description:
+      - Directory where the collection keeps its records of containers and processes
+        (C(state.json), C(process.json), pid, exit status, fifos, logs).
+      - All tasks that manage the same containers must use the same O(state_dir). Set it once for a
+        play with C(module_defaults) and the action group C(group/oci.runtime.oci).
+    type: path
+    default: /run/oci-runtime
+  runtime:
+    description:
+      - The OCI runtime binary, as a name looked up on E(PATH) or as an absolute path.
+      - V(runc) is tested; V(crun) speaks the same command line and is supported where it runs.
+    type: str
+    default: runc
+  runtime_root:
+    description:
+      - The runtime's own state directory (its C(--root) option). Unset, the runtime's default is
+        used (C(/run/runc) for runc as root).
+    type: path
+requirements:
+  - An OCI runtime (runc or crun) on the managed host.
+  - Python 3.8 or newer on the managed host (standard library only).
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  action_group:
+    description: Use C(group/oci.runtime.oci) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - oci.runtime.oci
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""

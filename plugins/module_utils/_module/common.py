@@ -1,0 +1,28 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every oci.runtime module shares: the common options and how a runtime is built from them."""
+
+from __future__ import annotations
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+
+DEFAULT_STATE_DIR = "/run/oci-runtime"
+
+COMMON_ARGUMENT_SPEC = dict(
+    state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+    runtime=dict(type="str", default="runc"),
+    runtime_root=dict(type="path"),
+)
+
+
+def argument_spec(**specific):
+    spec = dict(COMMON_ARGUMENT_SPEC)
+    spec.update(specific)
+    return spec
+
+
+def build_runtime(params, runtime_args=None):
+    """The OciRuntime the task asks for (raises RuntimeNotFoundError if the binary is missing)."""
+    return OciRuntime(params["runtime"], root=params.get("runtime_root"),
+                      runtime_args=runtime_args if runtime_args is not None
+                      else params.get("runtime_args"))

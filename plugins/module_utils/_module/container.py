@@ -1,0 +1,297 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging one container: compare what the task declares with what is, plan, then act.
+
+The option table says, for each option that describes the container, where its current value is
+recorded and whether a difference is applied in place (labels) or needs a recreate (everything
+that shapes the running process). Nothing here calls ``fail_json``: core errors propagate to the
+module's ``main()``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import load_bundle
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError, InvalidIdError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+
+RECREATE = "recreate"
+UPDATE = "update"
+
+STATES = ("running", "paused", "stopped", "absent")
+
+
+class Option(object):
+    """One comparable property: how to read it from the task and from state.json."""
+
+    def __init__(self, name, record_key, how, desired=None, current=None):
+        self.name = name
+        self.record_key = record_key
+        self.how = how
+        self._desired = desired or (lambda params: params.get(name))
+        self._current = current or (lambda record: record.get(record_key))
+
+    def desired(self, params):
+        return self._desired(params)
+
+    def current(self, record):
+        return self._current(record)
+
+
+def _labels_of_record(record):
+    return dict(str(item).partition("=")[::2] for item in record.get("labels") or [])
+
+
+LABELS = Option("labels", "labels", UPDATE, current=_labels_of_record,
+                desired=lambda p: None if p.get("labels") is None
+                else {str(k): str(v) for k, v in p["labels"].items()})
+
+OPTIONS = (
+    Option("bundle", "bundle", RECREATE,
+           desired=lambda p: os.path.normpath(p["bundle"]) if p.get("bundle") else None),
+    Option("runtime", "runtime", RECREATE),
+    Option("runtime_root", "runtimeRoot", RECREATE, desired=lambda p: p.get("runtime_root") or ""),
+    Option("runtime_args", "runtimeArgs", RECREATE,
+           desired=lambda p: list(p.get("runtime_args") or [])),
+    Option("stdin", "stdin", RECREATE, desired=lambda p: p.get("stdin") or ""),
+    Option("stdout", "stdout", RECREATE, desired=lambda p: p.get("stdout") or ""),
+    Option("stderr", "stderr", RECREATE, desired=lambda p: p.get("stderr") or ""),
+    Option("no_pivot_root", "noPivotRoot", RECREATE, desired=lambda p: bool(p.get("no_pivot_root")),
+           current=lambda r: bool(r.get("noPivotRoot"))),
+    LABELS,
+)
+
+# What diff mode shows of a container.
+DIFF_KEYS = ("status", "bundle", "config_digest", "labels", "runtime")
+
+
+def validate_params(params):
+    """Raise a core error for input that cannot be right, before anything is touched."""
+    L.validate_id(params["name"], "container name")
+    for key in ("stdin", "stdout", "stderr"):
+        if params.get(key) and not os.path.isabs(params[key]):
+            raise BundleError("%s must be an absolute path, got %r" % (key, params[key]))
+    for key, value in (params.get("labels") or {}).items():
+        if not key or "=" in key:
+            raise InvalidIdError("label key %r is not valid: it must be non-empty and hold no '='"
+                                 % key)
+        if value is None:
+            raise InvalidIdError("label %r has no value" % key)
+    core.parse_signal(params["stop_signal"])
+    for key in ("start_timeout", "stop_timeout"):
+        if params[key] < 0:
+            raise ValueError("%s must be zero or more seconds, got %s" % (key, params[key]))
+
+
+def _stdio(params):
+    return {key: params.get(key) or "" for key in ("stdin", "stdout", "stderr")}
+
+
+class ContainerConverger(object):
+    """Converges one container to the task's declaration; ``run()`` returns the module result."""
+
+    def __init__(self, params, check_mode=False):
+        validate_params(params)
+        self.params = params
+        self.check_mode = check_mode
+        self.name = params["name"]
+        self.state = params["state"]
+        self.layout = L.Layout(params["state_dir"])
+        self.actions = []
+        self._runtime = None
+
+    @property
+    def runtime(self):
+        """The runtime the task asks for; built (and its binary checked) only when needed."""
+        if self._runtime is None:
+            self._runtime = OciRuntime(self.params["runtime"], root=self.params.get("runtime_root"),
+                                       runtime_args=self.params.get("runtime_args"))
+        return self._runtime
+
+    def run(self):
+        if self.check_mode:
+            return self._converge()
+        self.layout.ensure_state_dir()
+        with L.ContainerLock(self.layout, self.name):
+            return self._converge()
+
+    # --- compare ------------------------------------------------------------------------------
+
+    def differences(self, container, bundle_config):
+        """[(option name, how, before, after)] for the options that differ."""
+        found = []
+        record = container.record
+        for option in OPTIONS:
+            wanted = option.desired(self.params)
+            if wanted is None:
+                continue  # not declared: whatever is recorded is fine
+            have = option.current(record)
+            if wanted != have:
+                found.append((option.name, option.how, have, wanted))
+        if bundle_config is not None and bundle_config.digest != record.get("configDigest"):
+            found.append(("config_digest", RECREATE, record.get("configDigest"), bundle_config.digest))
+        if self.params.get("force_recreate"):
+            found.append(("force_recreate", RECREATE, False, True))
+        return found
+
+    # --- converge -----------------------------------------------------------------------------
+
+    def _converge(self):
+        container = core.Container.load(self.layout, self.name)
+        before = self._view(container)
+        if self.state == "absent":
+            if container is not None:
+                self._remove(container, before["status"])
+            after = {"status": "absent"}
+            return self._result(before, after, container=None)
+
+        bundle_config = self._bundle_config(container)
+        updates = []
+        if container is not None:
+            differences = self.differences(container, bundle_config)
+            recreate = [d for d in differences if d[1] == RECREATE]
+            updates = [d for d in differences if d[1] == UPDATE]
+            if recreate:
+                self._note("recreate", "because " + ", ".join(d[0] for d in recreate) + " changed")
+                self._remove(container, before["status"])
+                container, status = None, "absent"
+                updates = []
+            else:
+                status = before["status"]
+        else:
+            status = "absent"
+
+        if container is None:
+            container = self._register(bundle_config)
+            status = "stopped"
+            if self.state == "stopped":
+                return self._finish(before, container, predicted_status="stopped")
+        elif updates:
+            self._update(container, updates)
+
+        predicted = self._move(container, status)
+        return self._finish(before, container, predicted)
+
+    def _move(self, container, status):
+        """Actions from ``status`` to the declared state; returns the status it predicts."""
+        want = self.state
+        if want == "stopped":
+            if status != "stopped":
+                self._act("stop", container.stop, self.params["stop_signal"],
+                          self.params["stop_timeout"])
+            return "stopped"
+        if status == "stopped":
+            self._act("create", container.create, self.params["start_timeout"])
+            status = "created"
+        if status == "created":
+            self._act("start", container.start)
+            status = "running"
+        if want == "running" and status == "paused":
+            self._act("resume", container.resume)
+            status = "running"
+        if want == "paused" and status == "running":
+            self._act("pause", container.pause)
+            status = "paused"
+        return status
+
+    def _bundle_config(self, container):
+        bundle = self.params.get("bundle")
+        if bundle is None:
+            if container is None:
+                raise BundleError("container %r does not exist yet: bundle is required to create it"
+                                  % self.name)
+            bundle = container.record["bundle"]
+        return load_bundle(bundle)
+
+    def _register(self, bundle_config):
+        self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
+        if self.check_mode:
+            return _PlannedContainer(self, bundle_config)
+        return core.Container.register(
+            self.layout, self.runtime, self.name, bundle_config.bundle,
+            labels=LABELS.desired(self.params) or {}, stdio=_stdio(self.params),
+            no_pivot_root=self.params.get("no_pivot_root"))
+
+    def _update(self, container, updates):
+        for name, _, _, wanted in updates:
+            if name == "labels":
+                self._act("update labels", container.set_labels, wanted)
+
+    def _remove(self, container, status):
+        if status not in ("stopped", "absent"):
+            self._act("stop", container.stop, self.params["stop_signal"], self.params["stop_timeout"])
+        self._act("remove", container.remove)
+
+    # --- act or only record -------------------------------------------------------------------
+
+    def _note(self, action, why=""):
+        self.actions.append(action + (": " + why if why else ""))
+
+    def _act(self, action, func, *args):
+        self.actions.append(action)
+        if not self.check_mode:
+            func(*args)
+
+    # --- result -------------------------------------------------------------------------------
+
+    def _view(self, container):
+        if container is None:
+            return {"status": "absent"}
+        return container.describe()
+
+    def _finish(self, before, container, predicted_status):
+        if self.check_mode or isinstance(container, _PlannedContainer):
+            after = dict(before) if before["status"] != "absent" else {}
+            after.update(self._predicted(predicted_status))
+        elif self.actions:
+            after = container.describe()
+        else:
+            after = before
+        return self._result(before, after, container=after)
+
+    def _predicted(self, status):
+        config = load_bundle(self.params.get("bundle") or self._recorded_bundle())
+        predicted = {
+            "id": self.name,
+            "status": status,
+            "bundle": config.bundle,
+            "config_digest": config.digest,
+            "runtime": self.params["runtime"],
+        }
+        if self.params.get("labels") is not None:
+            predicted["labels"] = LABELS.desired(self.params)
+        if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
+                                                   for a in self.actions):
+            predicted.update({"pid": None, "shim_pid": None, "exit_status": None})
+        return predicted
+
+    def _recorded_bundle(self):
+        container = core.Container.load(self.layout, self.name)
+        return container.record["bundle"]
+
+    def _result(self, before, after, container):
+        changed = bool(self.actions)
+        result = {
+            "changed": changed,
+            "actions": list(self.actions),
+            "container": container if container and container.get("status") != "absent" else {},
+        }
+        if changed:
+            result["diff"] = {
+                "before": {k: before[k] for k in DIFF_KEYS if k in before},
+                "after": {k: after[k] for k in DIFF_KEYS if k in after},
+            }
+        return result
+
+
+class _PlannedContainer(object):
+    """Stands in for a container that check mode would have created; accepts every verb."""
+
+    def __init__(self, converger, bundle_config):
+        self.record = {"bundle": bundle_config.bundle}
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None

@@ -1,0 +1,278 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A container (the seed's Container): its state.json, its init process and its lifecycle verbs.
+
+Callers hold the container's lock (``layout.ContainerLock``) around anything that changes it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+import time
+
+from . import layout as L
+from .bundle import load_bundle
+from .oci import OciRuntime
+from .errors import ContainerExitedError, RuntimeCommandError, StateError
+from .process import ProcessRecord, launch, prepare_process_dir
+
+# The seed's states, plus "created" (the runtime created it but it was never started).
+RUNNING = "running"
+PAUSED = "paused"
+STOPPED = "stopped"
+CREATED = "created"
+ABSENT = "absent"
+
+# How long to wait for a shim to record an exit the runtime already reports.
+EXIT_RECORD_GRACE = 2.0
+KILL_WAIT = 10.0
+
+
+def parse_signal(value):
+    """Signal number from 15, '15', 'TERM' or 'SIGTERM'; ValueError with a clear message else."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < signals.NSIG:
+            return number
+        raise ValueError("signal number %s is out of range 1-%d" % (number, signals.NSIG - 1))
+    name = text if text.startswith("SIG") else "SIG" + text
+    number = getattr(signals, name, None)
+    if not isinstance(number, int) or name.startswith("SIG_"):
+        raise ValueError("unknown signal %r" % (value,))
+    return int(number)
+
+
+def runtime_of_record(record):
+    """The OciRuntime a container was created with, from its state.json."""
+    return OciRuntime(record.get("runtime") or "runc", root=record.get("runtimeRoot") or None,
+                      runtime_args=record.get("runtimeArgs") or [])
+
+
+def utc_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Container(object):
+    """One container recorded under a state dir, bound to the runtime that drives it."""
+
+    def __init__(self, layout, runtime, container_id, record):
+        self.layout = layout
+        self.runtime = runtime
+        self.id = container_id
+        self.record = record
+        self.init = ProcessRecord(layout, container_id, L.INIT_PROCESS_ID)
+        self._runtime_state = None
+        self._runtime_state_known = False
+
+    # --- loading and registering -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, layout, container_id, runtime=None):
+        """The recorded container, or None if this state dir has no record of it (seed: Load).
+
+        Without ``runtime`` it is driven by the runtime it was created with (from state.json)."""
+        path = layout.state_file(container_id)
+        record = L.read_json(path)
+        if record is None:
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("bundle"), str):
+            raise StateError("%s is not a container record; remove %s to start over"
+                             % (path, os.path.dirname(path)))
+        return cls(layout, runtime or runtime_of_record(record), container_id, record)
+
+    @classmethod
+    def register(cls, layout, runtime, container_id, bundle, labels=None, stdio=None,
+                 no_pivot_root=False):
+        """Write state.json for a container that is not running yet (status: stopped)."""
+        config = load_bundle(bundle)
+        stdio = stdio or {}
+        record = {
+            "schemaVersion": L.SCHEMA_VERSION,
+            "bundle": config.bundle,
+            "labels": ["%s=%s" % (k, v) for k, v in sorted((labels or {}).items())],
+            "stdin": stdio.get("stdin") or "",
+            "stdout": stdio.get("stdout") or "",
+            "stderr": stdio.get("stderr") or "",
+            "runtime": runtime.name,
+            "runtimeRoot": runtime.root or "",
+            "runtimeArgs": list(runtime.runtime_args),
+            "shim": "",
+            "noPivotRoot": bool(no_pivot_root),
+            "configDigest": config.digest,
+            "created": utc_now(),
+        }
+        layout.ensure_state_dir()
+        directory = L.make_private_dir(layout.container_dir(container_id))
+        L.atomic_write_json(os.path.join(directory, L.STATE_FILE), record)
+        return cls(layout, runtime, container_id, record)
+
+    def save(self):
+        L.atomic_write_json(self.layout.state_file(self.id), self.record)
+
+    @property
+    def labels(self):
+        result = {}
+        for item in self.record.get("labels") or []:
+            key, _, value = str(item).partition("=")
+            result[key] = value
+        return result
+
+    def set_labels(self, labels):
+        self.record["labels"] = ["%s=%s" % (k, v) for k, v in sorted(labels.items())]
+        self.save()
+
+    # --- what is true now ---------------------------------------------------------------------
+
+    def runtime_state(self, refresh=False):
+        """The runtime's own view (``runtime state``), asked once per converge unless refreshed."""
+        if refresh or not self._runtime_state_known:
+            self._runtime_state = self.runtime.state(self.id)
+            self._runtime_state_known = True
+        return self._runtime_state
+
+    def forget_runtime_state(self):
+        self._runtime_state_known = False
+
+    def status(self):
+        """running, paused, created or stopped, cross-checking the runtime with our records."""
+        state = self.runtime_state()
+        if state is None:
+            return STOPPED
+        runtime_status = state.get("status")
+        if runtime_status in (RUNNING, PAUSED, CREATED):
+            recorded_pid = self.init.pid
+            if recorded_pid is None or recorded_pid == state.get("pid"):
+                if recorded_pid is None or self.init.alive():
+                    return runtime_status
+        return STOPPED
+
+    def exit_status(self, status=None):
+        """The init process's exit code; None while it runs or when nobody saw it end."""
+        if (status or self.status()) != STOPPED:
+            return None
+        code = self.init.exit_status
+        if code is None and self.init.shim()[1]:
+            # The process is gone but its shim is still writing: give it a moment.
+            self.init.wait_exit(EXIT_RECORD_GRACE)
+            code = self.init.exit_status
+        return code
+
+    def describe(self):
+        """The container as modules return it."""
+        status = self.status()
+        pid = self.init.pid if status != STOPPED else None
+        shim_pid, shim_alive = self.init.shim()
+        return {
+            "id": self.id,
+            "status": status,
+            "pid": pid,
+            "bundle": self.record.get("bundle"),
+            "created": self.record.get("created"),
+            "labels": self.labels,
+            "runtime": self.record.get("runtime"),
+            "shim_pid": shim_pid if shim_alive else None,
+            "exit_status": self.exit_status(status),
+            "config_digest": self.record.get("configDigest"),
+        }
+
+    # --- verbs --------------------------------------------------------------------------------
+
+    def create(self, timeout):
+        """Create the init process under a new shim (runtime ``create``); the runtime's status is
+        then ``created``. Refreshes the config digest from the bundle as it is now."""
+        config = load_bundle(self.record["bundle"])
+        self._reset_init()
+        uid, gid = config.root_ids()
+        spec = dict(config.process)
+        spec.update({
+            "exec": False,
+            "runtimeArgs": self.record.get("runtimeArgs") or [],
+            "noPivotRoot": bool(self.record.get("noPivotRoot")),
+            "checkpoint": "",
+            "rootUID": uid,
+            "rootGID": gid,
+        })
+        stdio = prepare_process_dir(self.init, spec, self.record.get("stdin"),
+                                    self.record.get("stdout"), self.record.get("stderr"))
+        argv = self.runtime.create_argv(self.id, self.record["bundle"], self.init.path(L.PID_FILE),
+                                        self.init.path(L.RUNTIME_LOG_FILE),
+                                        self.record.get("noPivotRoot"))
+        self.record["configDigest"] = config.digest
+        self.record["created"] = utc_now()
+        self.record["shim"] = "shim"  # seed field: which shim runs it (ours, in .shim/)
+        self.save()
+        self.forget_runtime_state()
+        try:
+            launch(self.layout, self.init, argv, stdio, timeout)
+        except Exception:
+            self._cleanup_failed_create()
+            raise
+
+    def start(self):
+        self.runtime.start(self.id)
+        self.forget_runtime_state()
+
+    def pause(self):
+        self.runtime.pause(self.id)
+        self.forget_runtime_state()
+
+    def resume(self):
+        self.runtime.resume(self.id)
+        self.forget_runtime_state()
+
+    def stop(self, stop_signal, timeout):
+        """Send ``stop_signal``, wait ``timeout`` seconds, then SIGKILL; keeps the exit status."""
+        status = self.status()
+        if status == STOPPED:
+            raise ContainerExitedError(self.id)
+        if status == PAUSED:
+            self.runtime.resume(self.id)  # a frozen process cannot act on the signal
+        signal_number = parse_signal(stop_signal) if status != CREATED else signals.SIGKILL
+        self._kill(signal_number)
+        if not self.init.wait_exit(timeout):
+            self._kill(signals.SIGKILL)
+            if not self.init.wait_exit(KILL_WAIT):
+                raise StateError("container %r did not exit %ss after SIGKILL"
+                                 % (self.id, KILL_WAIT))
+        self.forget_runtime_state()
+
+    def _kill(self, signal_number):
+        try:
+            self.runtime.kill(self.id, signal_number)
+        except RuntimeCommandError as exc:
+            # It may have exited between our look and the kill: that is what we wanted.
+            if self.init.alive():
+                raise exc
+
+    def remove(self):
+        """Remove the runtime's container and all our records of it (the container is stopped)."""
+        self.runtime.delete(self.id, force=True)
+        self._kill_shim()
+        L.remove_tree(self.layout.container_dir(self.id))
+        self.forget_runtime_state()
+
+    def _reset_init(self):
+        """Drop the runtime's old container and the old init records, to start afresh."""
+        if self.runtime_state() is not None:
+            self.runtime.delete(self.id, force=True)
+        self._kill_shim()
+        L.remove_tree(self.init.dir)
+        self.forget_runtime_state()
+
+    def _cleanup_failed_create(self):
+        try:
+            self.runtime.delete(self.id, force=True)
+        except RuntimeCommandError:
+            pass
+        self._kill_shim()
+        self.forget_runtime_state()
+
+    def _kill_shim(self):
+        shim_pid, alive = self.init.shim()
+        if alive:
+            try:
+                os.kill(shim_pid, signals.SIGKILL)
+            except OSError:
+                pass

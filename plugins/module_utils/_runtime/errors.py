@@ -1,0 +1,115 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Exceptions of the runtime core.
+
+The first group mirrors the errors of containerd's early ``runtime`` package (the seed); the rest
+cover what a port driven from Ansible meets: bad ids, broken bundles, a missing runtime binary and
+failed runtime commands. Every error carries a message a user can act on; ``main()`` of a module
+turns them into ``fail_json``.
+"""
+
+from __future__ import annotations
+
+
+class RuntimeCoreError(Exception):
+    """Base class: ``str(err)`` is the user-facing message."""
+
+    def __init__(self, msg, **details):
+        super(RuntimeCoreError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# --- the seed's errors -------------------------------------------------------------------------
+
+class ContainerExitedError(RuntimeCoreError):
+    """Access to an exited container was attempted (seed: ErrContainerExited)."""
+
+    def __init__(self, container_id):
+        super(ContainerExitedError, self).__init__(
+            "container %r has exited" % container_id, container=container_id)
+
+
+class ProcessNotExitedError(RuntimeCoreError):
+    """The exit status of a live process was asked for (seed: ErrProcessNotExited)."""
+
+    def __init__(self, container_id, process_id):
+        super(ProcessNotExitedError, self).__init__(
+            "process %r of container %r has not exited" % (process_id, container_id),
+            container=container_id, process=process_id)
+
+
+class ContainerNotStartedError(RuntimeCoreError):
+    """The container did not start, and neither the shim nor the runtime said why (seed)."""
+
+    def __init__(self, container_id, reason=""):
+        msg = "container %r did not start" % container_id
+        if reason:
+            msg += ": " + reason
+        super(ContainerNotStartedError, self).__init__(msg, container=container_id)
+
+
+class ContainerStartTimeoutError(RuntimeCoreError):
+    """The container took longer than the start timeout (seed: ErrContainerStartTimeout)."""
+
+    def __init__(self, container_id, timeout):
+        super(ContainerStartTimeoutError, self).__init__(
+            "container %r did not start within %s seconds" % (container_id, timeout),
+            container=container_id, timeout=timeout)
+
+
+class NoPidFileError(RuntimeCoreError):
+    """The runtime wrote no pid file for a process (seed: errNoPidFile)."""
+
+    def __init__(self, path):
+        super(NoPidFileError, self).__init__("no process pid file found at %s" % path, path=path)
+
+
+class InvalidPidError(RuntimeCoreError):
+    """A pid file does not hold a positive integer (seed: errInvalidPidInt)."""
+
+    def __init__(self, path, content):
+        super(InvalidPidError, self).__init__(
+            "process pid in %s is invalid: %r" % (path, content[:40]), path=path)
+
+
+class NotImplementedByRuntimeError(RuntimeCoreError):
+    """The operation is not implemented for this runtime (seed: errNotImplemented)."""
+
+    def __init__(self, what):
+        super(NotImplementedByRuntimeError, self).__init__("not implemented: %s" % what)
+
+
+# --- errors of the port ------------------------------------------------------------------------
+
+class InvalidIdError(RuntimeCoreError):
+    """An id that is empty, too long, or could escape the state directory."""
+
+
+class BundleError(RuntimeCoreError):
+    """A bundle directory or its config.json is missing or unusable."""
+
+
+class StateError(RuntimeCoreError):
+    """Our on-disk records are unreadable, inconsistent, or cannot be written."""
+
+
+class LockTimeoutError(RuntimeCoreError):
+    """Another run held the container's lock for too long."""
+
+
+class RuntimeNotFoundError(RuntimeCoreError):
+    """The OCI runtime binary does not exist or is not executable."""
+
+
+class RuntimeCommandError(RuntimeCoreError):
+    """The OCI runtime exited non-zero; the message quotes the runtime's own error."""
+
+    def __init__(self, argv, verb, rc, message, stderr=""):
+        text = "%s %s failed (exit %s): %s" % (argv[0].rsplit("/", 1)[-1], verb, rc,
+                                             message or "no error message")
+        super(RuntimeCommandError, self).__init__(text, argv=list(argv), rc=rc, stderr=stderr)
+        self.argv = list(argv)
+        self.verb = verb
+        self.rc = rc
+        self.runtime_message = message

@@ -1,0 +1,268 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The on-disk layout of the runtime core: names, paths, id rules, atomic writes and locks.
+
+::
+
+    <state_dir>/<container-id>/state.json          the container (seed: state) + config digest
+    <state_dir>/<container-id>/<process-id>/        process.json, pid, starttime, exitStatus,
+                                                    exit and control fifos, shim.pid, logs
+    <state_dir>/.locks/<container-id>.lock          per-container flock (kept outside the
+                                                    container dir so removal cannot race it)
+    <state_dir>/.shim/shim-<digest>.py               the shim program the shims run from
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+
+from .errors import InvalidIdError, LockTimeoutError, StateError
+
+# The seed's file names.
+EXIT_FILE = "exit"
+EXIT_STATUS_FILE = "exitStatus"
+STATE_FILE = "state.json"
+CONTROL_FILE = "control"
+INIT_PROCESS_ID = "init"
+# Files the port adds next to the seed's.
+PROCESS_FILE = "process.json"
+PID_FILE = "pid"
+START_TIME_FILE = "starttime"
+SHIM_PID_FILE = "shim.pid"
+RUNTIME_LOG_FILE = "runtime.log"
+LAUNCH_FILE = "launch.json"
+
+LOCKS_DIR = ".locks"
+SHIM_DIR = ".shim"
+
+SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 128
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def validate_id(value, what="container id"):
+    """Return ``value`` if it is a safe id (what runc accepts, no path tricks), else raise."""
+    if not isinstance(value, str) or value == "":
+        raise InvalidIdError("%s must be a non-empty string" % what)
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidIdError("%s %r is %d characters long; at most %d are allowed"
+                             % (what, value[:20] + "...", len(value), MAX_ID_LENGTH))
+    if not _ID_RE.match(value):
+        raise InvalidIdError(
+            "%s %r is not valid: use letters, digits, '_', '.' and '-', starting with a letter "
+            "or digit (pattern %s)" % (what, value, _ID_RE.pattern))
+    return value
+
+
+class Layout(object):
+    """Paths under one state directory. Creates nothing until asked."""
+
+    def __init__(self, state_dir):
+        if not state_dir or not os.path.isabs(state_dir):
+            raise StateError("state_dir must be an absolute path, got %r" % (state_dir,))
+        self.state_dir = os.path.normpath(state_dir)
+
+    def container_dir(self, container_id):
+        return os.path.join(self.state_dir, validate_id(container_id))
+
+    def state_file(self, container_id):
+        return os.path.join(self.container_dir(container_id), STATE_FILE)
+
+    def process_dir(self, container_id, process_id):
+        return os.path.join(self.container_dir(container_id),
+                            validate_id(process_id, "process id"))
+
+    def lock_file(self, container_id):
+        return os.path.join(self.state_dir, LOCKS_DIR, validate_id(container_id) + ".lock")
+
+    def shim_dir(self):
+        return os.path.join(self.state_dir, SHIM_DIR)
+
+    def ensure_state_dir(self):
+        make_private_dir(self.state_dir)
+
+    def container_ids(self):
+        """Ids of the containers recorded here (directories holding a state.json)."""
+        try:
+            names = os.listdir(self.state_dir)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return []
+            raise StateError("cannot list state_dir %s: %s" % (self.state_dir, exc.strerror))
+        return sorted(n for n in names if _ID_RE.match(n) and len(n) <= MAX_ID_LENGTH
+                      and os.path.isfile(os.path.join(self.state_dir, n, STATE_FILE)))
+
+
+def make_private_dir(path):
+    """mkdir -p with mode 0700; refuses a symlink where a directory should be."""
+    try:
+        os.makedirs(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise StateError("cannot create directory %s: %s" % (path, exc.strerror))
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError("%s exists and is not a directory" % path)
+    return path
+
+
+def atomic_write(path, data, mode=0o600):
+    """Write bytes or text to ``path`` via a temp file in the same dir, fsync and rename."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    except OSError as exc:
+        raise StateError("cannot write %s: %s" % (path, exc.strerror))
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise StateError("cannot write %s: %s" % (path, exc.strerror))
+
+
+def atomic_write_json(path, obj):
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_text(path, default=None):
+    """The file's text, or ``default`` when it does not exist. Never follows a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return default
+        if exc.errno == errno.ELOOP:
+            raise StateError("%s is a symlink; refusing to follow it" % path)
+        raise StateError("cannot read %s: %s" % (path, exc.strerror))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read().decode("utf-8", "replace")
+
+
+def read_json(path, default=None):
+    """Parsed JSON of a state file, or ``default`` when it does not exist."""
+    text = read_text(path)
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StateError("%s is not valid JSON (%s); remove the container's state directory %s "
+                         "to start over" % (path, exc, os.path.dirname(path)))
+
+
+def read_int(path):
+    """An integer file (pid, exitStatus), None when absent; StateError when it is garbage."""
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        return int(text.strip().split()[0])
+    except (ValueError, IndexError):
+        raise StateError("%s does not hold an integer: %r" % (path, text[:40]))
+
+
+def make_fifo(path):
+    try:
+        os.mkfifo(path, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise StateError("cannot create fifo %s: %s" % (path, exc.strerror))
+
+
+def remove_tree(path):
+    """rm -rf that never follows symlinks out of the tree."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        _unlink_quietly(path)
+        return
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _unlink_quietly(os.path.join(root, name))
+        for name in dirs:
+            full = os.path.join(root, name)
+            if os.path.islink(full):
+                _unlink_quietly(full)
+            else:
+                try:
+                    os.rmdir(full)
+                except OSError:
+                    pass
+    try:
+        os.rmdir(path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise StateError("cannot remove %s: %s" % (path, exc.strerror))
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class ContainerLock(object):
+    """An exclusive flock per container id, so concurrent runs cannot interleave.
+
+    The lock file lives in ``<state_dir>/.locks`` and is never removed: removing a lock file
+    that another process is about to lock would let two holders in.
+    """
+
+    def __init__(self, layout, container_id, timeout=120.0):
+        self.path = layout.lock_file(container_id)
+        self.container_id = container_id
+        self.timeout = timeout
+        self._fd = None
+
+    def __enter__(self):
+        make_private_dir(os.path.dirname(self.path))
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateError("cannot open lock %s: %s" % (self.path, exc.strerror))
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise StateError("cannot lock %s: %s" % (self.path, exc.strerror))
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockTimeoutError(
+                    "container %r is locked by another run (lock %s held for more than %ss)"
+                    % (self.container_id, self.path, self.timeout))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+        return False

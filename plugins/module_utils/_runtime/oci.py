@@ -1,0 +1,173 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The only place that runs the OCI runtime binary (runc, crun): argv in, parsed result or error out.
+
+Commands run without a shell, with ``--log-format json`` so the runtime's own error message can be
+quoted. Verbs that leave a process behind (create, exec, restore) are not run from here but by the
+shim, which owns their stdio; this module only builds their argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from .errors import RuntimeCommandError, RuntimeNotFoundError
+
+DEFAULT_TIMEOUT = 120
+
+
+def resolve_binary(runtime):
+    """Absolute path of the runtime: a path is taken as is, a name is looked up on PATH."""
+    if not runtime:
+        raise RuntimeNotFoundError("no OCI runtime given")
+    if "/" in runtime:
+        candidates = [runtime]
+    else:
+        path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        candidates = [os.path.join(d, runtime) for d in path.split(os.pathsep) if d]
+        candidates += [os.path.join(d, runtime) for d in ("/usr/local/sbin", "/usr/local/bin",
+                                                            "/usr/sbin", "/usr/bin", "/sbin", "/bin")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    raise RuntimeNotFoundError(
+        "OCI runtime %r not found%s; install it (e.g. apt-get install runc) or set runtime to the "
+        "path of the binary" % (runtime, "" if "/" in runtime else " on PATH"))
+
+
+def parse_runtime_log(text):
+    """The error messages in a runtime's JSON log output (plain lines are kept as they are)."""
+    messages = []
+    decoder = json.JSONDecoder()
+    for line in text.splitlines():
+        line = line.strip()
+        while line:
+            if not line.startswith("{"):
+                messages.append(line)
+                break
+            try:
+                entry, end = decoder.raw_decode(line)
+            except ValueError:
+                messages.append(line)
+                break
+            line = line[end:].strip()
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
+                msg = str(entry.get("msg", "")).strip()
+                if msg and msg not in messages:
+                    messages.append(msg)
+    return "; ".join(messages)
+
+
+class OciRuntime(object):
+    """One runtime binary with its root directory and extra global arguments."""
+
+    def __init__(self, runtime="runc", root=None, runtime_args=None, timeout=DEFAULT_TIMEOUT):
+        self.name = runtime
+        self.binary = resolve_binary(runtime)
+        self.root = root
+        self.runtime_args = list(runtime_args or [])
+        self.timeout = timeout
+        self.calls = 0  # how often the binary ran: benchmarks and tests count no-op cost with it
+
+    @property
+    def flavor(self):
+        """'runc' or 'crun' (what the binary is called), for the few places their CLIs differ."""
+        base = os.path.basename(self.binary)
+        return "crun" if "crun" in base else "runc"
+
+    def global_args(self, log_file=None):
+        argv = [self.binary]
+        if self.root:
+            argv += ["--root", self.root]
+        if log_file:
+            argv += ["--log", log_file]
+        argv += ["--log-format", "json"]
+        argv += self.runtime_args
+        return argv
+
+    def run(self, verb, args=(), stdin_data=None, ok_codes=(0,)):
+        """Run ``<runtime> <globals> verb args``; stdout on success, RuntimeCommandError else."""
+        argv = self.global_args() + [verb] + list(args)
+        self.calls += 1
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_data is not None
+                                    else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            raise RuntimeNotFoundError("cannot run %s: %s" % (self.binary, exc.strerror))
+        try:
+            out, err = proc.communicate(
+                stdin_data.encode("utf-8") if isinstance(stdin_data, str) else stdin_data,
+                timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise RuntimeCommandError(argv, verb, -9, "timed out after %ss" % self.timeout)
+        out = out.decode("utf-8", "replace")
+        err = err.decode("utf-8", "replace")
+        if proc.returncode not in ok_codes:
+            raise RuntimeCommandError(argv, verb, proc.returncode,
+                                      parse_runtime_log(err) or out.strip(), err)
+        return out
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    def state(self, container_id):
+        """The runtime's state of a container as a dict, or None when the runtime has none."""
+        try:
+            out = self.run("state", [container_id])
+        except RuntimeCommandError as exc:
+            if _means_not_found(exc.runtime_message):
+                return None
+            raise
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise RuntimeCommandError([self.binary], "state", 0,
+                                      "output is not JSON: %r" % out[:200])
+
+    def list(self):
+        """All containers the runtime knows under its root, as dicts."""
+        out = self.run("list", ["--format", "json"])
+        try:
+            return json.loads(out) or []
+        except ValueError:
+            raise RuntimeCommandError([self.binary], "list", 0, "output is not JSON: %r" % out[:200])
+
+    def start(self, container_id):
+        self.run("start", [container_id])
+
+    def pause(self, container_id):
+        self.run("pause", [container_id])
+
+    def resume(self, container_id):
+        self.run("resume", [container_id])
+
+    def kill(self, container_id, signal, all_processes=False):
+        args = ["--all"] if all_processes else []
+        self.run("kill", args + [container_id, str(signal)])
+
+    def delete(self, container_id, force=False):
+        """Delete the runtime's container; True if it existed."""
+        try:
+            self.run("delete", (["--force"] if force else []) + [container_id])
+        except RuntimeCommandError as exc:
+            if _means_not_found(exc.runtime_message):
+                return False
+            raise
+        return True
+
+    # --- argv for the shim ------------------------------------------------------------------
+
+    def create_argv(self, container_id, bundle, pid_file, log_file, no_pivot_root=False):
+        argv = self.global_args(log_file) + ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if no_pivot_root:
+            argv.append("--no-pivot")
+        return argv + [container_id]
+
+
+def _means_not_found(message):
+    text = (message or "").lower()
+    return "does not exist" in text or "not found" in text or "no such file" in text

@@ -1,0 +1,220 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A container process on disk (the seed's Process): its records, its shim, its exit status.
+
+The process directory ``<state_dir>/<container>/<process>/`` holds ``process.json`` (the seed's
+ProcessState), ``launch.json`` (what the shim runs), ``pid`` and ``starttime`` (so a reused pid is
+not mistaken for ours), ``shim.pid``, ``exitStatus``, the ``exit`` and ``control`` fifos and the
+default stdio logs.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import pkgutil
+import select
+import subprocess
+import sys
+import time
+
+from . import layout as L
+from .errors import ContainerNotStartedError, ContainerStartTimeoutError, InvalidPidError, StateError
+from .shim import process_start_time
+
+STDOUT_LOG = "stdout.log"
+STDERR_LOG = "stderr.log"
+
+
+def pid_alive(pid, start_time):
+    """True when ``pid`` runs and is the same process that was recorded (same start time)."""
+    if not pid:
+        return False
+    current = process_start_time(pid)
+    if current is None:
+        return False
+    return start_time is None or current == start_time
+
+
+class ProcessRecord(object):
+    """Read-side view of one process directory; every property reads the disk afresh."""
+
+    def __init__(self, layout, container_id, process_id):
+        self.container_id = container_id
+        self.id = process_id
+        self.dir = layout.process_dir(container_id, process_id)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def exists(self):
+        return os.path.isdir(self.dir)
+
+    @property
+    def pid(self):
+        pid = L.read_int(self.path(L.PID_FILE))
+        if pid is not None and pid <= 0:
+            raise InvalidPidError(self.path(L.PID_FILE), str(pid))
+        return pid
+
+    @property
+    def start_time(self):
+        text = L.read_text(self.path(L.START_TIME_FILE))
+        try:
+            return int(text.strip()) if text and text.strip() != "None" else None
+        except ValueError:
+            raise StateError("%s does not hold a start time: %r" % (self.path(L.START_TIME_FILE),
+                                                                    text[:40]))
+
+    @property
+    def exit_status(self):
+        return L.read_int(self.path(L.EXIT_STATUS_FILE))
+
+    def shim(self):
+        """(pid, alive) of the shim, (None, False) if it never wrote its pid."""
+        text = L.read_text(self.path(L.SHIM_PID_FILE))
+        if not text:
+            return None, False
+        words = text.split()
+        try:
+            pid = int(words[0])
+            start = int(words[1]) if len(words) > 1 and words[1] != "None" else None
+        except ValueError:
+            return None, False
+        return pid, pid_alive(pid, start)
+
+    def alive(self):
+        return pid_alive(self.pid, self.start_time)
+
+    def spec(self):
+        return L.read_json(self.path(L.PROCESS_FILE), {})
+
+    def wait_exit(self, timeout):
+        """Wait until the process has gone and its shim has recorded the exit; True if it did."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            if os.path.exists(self.path(L.EXIT_STATUS_FILE)):
+                return True
+            if not self.alive() and not self.shim()[1]:
+                return True  # no shim left to write it: the status stays unknown
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def shim_source():
+    """The shim program's source, whether module_utils is on disk or inside Ansible's zip."""
+    data = None
+    try:
+        data = pkgutil.get_data(__package__, "shim.py")
+    except (IOError, OSError, ValueError):
+        data = None
+    if data is None:
+        from . import shim as shim_module  # pylint: disable=import-outside-toplevel
+        with open(shim_module.__file__, "rb") as handle:
+            data = handle.read()
+    return data
+
+
+def install_shim(layout):
+    """Copy the shim to ``<state_dir>/.shim/shim-<digest>.py`` once; the path to run."""
+    source = shim_source()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    directory = L.make_private_dir(layout.shim_dir())
+    path = os.path.join(directory, "shim-%s.py" % digest)
+    if not os.path.isfile(path):
+        L.atomic_write(path, source, mode=0o600)
+    return path
+
+
+def prepare_process_dir(record, spec, stdin, stdout, stderr):
+    """Create a fresh process directory with process.json and the fifos; return stdio paths."""
+    L.make_private_dir(record.dir)
+    stdio = {
+        "stdin": stdin or os.devnull,
+        "stdout": stdout or record.path(STDOUT_LOG),
+        "stderr": stderr or record.path(STDERR_LOG),
+    }
+    document = dict(spec)
+    document.update({
+        "containerdStdin": stdio["stdin"],
+        "containerdStdout": stdio["stdout"],
+        "containerdStderr": stdio["stderr"],
+    })
+    L.atomic_write_json(record.path(L.PROCESS_FILE), document)
+    L.make_fifo(record.path(L.EXIT_FILE))
+    L.make_fifo(record.path(L.CONTROL_FILE))
+    return stdio
+
+
+def launch(layout, record, argv, stdio, timeout):
+    """Start the shim for ``record`` running ``argv``; return the container process pid.
+
+    Raises ContainerNotStartedError with the runtime's own message when the runtime verb fails,
+    ContainerStartTimeoutError when the shim does not report within ``timeout`` seconds.
+    """
+    script = install_shim(layout)
+    L.atomic_write_json(record.path(L.LAUNCH_FILE), {
+        "argv": argv,
+        "stdin": stdio["stdin"],
+        "stdout": stdio["stdout"],
+        "stderr": stdio["stderr"],
+        "pid_file": record.path(L.PID_FILE),
+        "log_file": record.path(L.RUNTIME_LOG_FILE),
+    })
+    read_fd, write_fd = os.pipe()
+    try:
+        try:
+            first = subprocess.Popen(
+                [sys.executable, "-I", "-S", script, layout.state_dir, record.container_id,
+                 record.id, str(write_fd)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(write_fd,), close_fds=True, cwd=record.dir)
+        except OSError as exc:
+            raise ContainerNotStartedError(record.container_id,
+                                           "cannot start the shim: %s" % exc.strerror)
+        finally:
+            os.close(write_fd)
+        first.wait()  # the shim forks and its first half exits at once
+        report = _read_report(read_fd, timeout)
+    finally:
+        os.close(read_fd)
+    if report is None:
+        raise ContainerStartTimeoutError(record.container_id, timeout)
+    if not report.get("ok"):
+        raise ContainerNotStartedError(record.container_id,
+                                       report.get("error") or "the shim gave no reason")
+    return int(report["pid"])
+
+
+def _read_report(fd, timeout):
+    """One JSON line from the shim; None on timeout; an error dict if the shim died silently."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            ready = select.select([fd], [], [], remaining)[0]
+        except (OSError, select.error) as exc:
+            if getattr(exc, "errno", None) == errno.EINTR:
+                continue
+            raise
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    line = data.split(b"\n", 1)[0].strip()
+    if not line:
+        return {"ok": False, "error": "the shim exited without reporting"}
+    try:
+        return json.loads(line.decode("utf-8", "replace"))
+    except ValueError:
+        return {"ok": False, "error": "the shim reported garbage: %r" % line[:200]}

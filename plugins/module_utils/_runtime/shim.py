@@ -1,0 +1,284 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The per-process shim: a small program that outlives the module and watches one container process.
+
+This file is self-contained on purpose (standard library only, no package imports): the module
+copies its source to ``<state_dir>/.shim/shim-<digest>.py`` and starts it from there with
+``python -I -S``, because the module's own temporary directory is deleted when the task ends.
+
+Command line: ``shim-<digest>.py <state_dir> <container_id> <process_id> <report_fd>``; it reads
+``launch.json`` from the process directory (the runtime argv, stdio paths, pid file, log file).
+
+What it does, in order:
+1. forks and lets the parent exit, so the module's ``Popen`` returns at once and the shim is
+   re-parented away from the module; starts a new session; becomes the child subreaper;
+2. runs the runtime verb (``create``, ``exec -d``, ``restore -d``) with the process's stdio files;
+3. reads the pid file, records ``starttime`` and reports ``{"ok": true, "pid": N}`` (or the runtime's
+   error) as one JSON line on ``report_fd``, then closes it;
+4. reaps children until the container process is reaped, writes ``exitStatus`` (the exit code, or
+   128 + signal number), closes the ``exit`` fifo and exits. Meanwhile it serves the ``control`` fifo:
+   a line ``0 0 0`` closes its copy of the process's stdin (the seed's shim protocol).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+EXIT_UNKNOWN = None
+
+
+def _write_file(path, text):
+    """Atomic small-file write (temp + rename), mode 0600."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _read_file(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def process_start_time(pid):
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None when the pid is gone or a zombie."""
+    text = _read_file("/proc/%d/stat" % pid)
+    if not text:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = text[text.rfind(")") + 2:].split()
+    try:
+        if fields[0] in ("Z", "X"):
+            return None  # exited, not yet reaped: as good as gone
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _become_subreaper():
+    import ctypes  # imported here: only the shim needs it, and only once
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _open_stdio(path, for_reading):
+    if for_reading:
+        # O_NONBLOCK keeps a fifo without writers from blocking the shim; cleared right after.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return fd
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def _spawn(argv, stdio, cwd):
+    """fork + exec without subprocess (keeps the shim's memory small); returns the child pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
+            os.closerange(3, 65536)
+            os.chdir(cwd)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.execv(argv[0], argv)
+        except BaseException as exc:  # pylint: disable=broad-except
+            try:
+                os.write(2, ("shim: cannot exec %s: %s\n" % (argv[0], exc)).encode())
+            finally:
+                os._exit(127)
+    return pid
+
+
+def _exit_code(status):
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return EXIT_UNKNOWN
+
+
+def _runtime_error(log_file, stderr_file):
+    """The runtime's error messages from its JSON log (fallback: the tail of stderr)."""
+    messages = []
+    for line in (_read_file(log_file) or "").splitlines():
+        for chunk in line.replace("}{", "}\n{").splitlines():
+            try:
+                entry = json.loads(chunk)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
+                msg = str(entry.get("msg", "")).strip()
+                if msg and msg not in messages:
+                    messages.append(msg)
+    if messages:
+        return "; ".join(messages)
+    tail = (_read_file(stderr_file) or "").strip().splitlines()[-3:]
+    return " ".join(tail)
+
+
+class Shim(object):
+    def __init__(self, state_dir, container_id, process_id, report_fd):
+        self.process_dir = os.path.join(state_dir, container_id, process_id)
+        self.report_fd = report_fd
+        self.launch = json.loads(_read_file(os.path.join(self.process_dir, "launch.json")))
+        self.container_pid = None
+        self.stdin_fd = None
+
+    def report(self, payload):
+        if self.report_fd is None:
+            return
+        try:
+            os.write(self.report_fd, (json.dumps(payload) + "\n").encode("utf-8"))
+        except OSError:
+            pass  # the module stopped waiting; the records on disk still tell the truth
+        os.close(self.report_fd)
+        self.report_fd = None
+
+    def start(self):
+        """Run the runtime verb; return the container pid or None (after reporting the error)."""
+        launch = self.launch
+        self.stdin_fd = _open_stdio(launch["stdin"], True)
+        out_fd = _open_stdio(launch["stdout"], False)
+        err_fd = _open_stdio(launch["stderr"], False)
+        runtime_pid = _spawn(launch["argv"], (self.stdin_fd, out_fd, err_fd), self.process_dir)
+        os.close(out_fd)
+        os.close(err_fd)
+        status = self._wait_for(runtime_pid)
+        if status != 0:
+            self.report({"ok": False, "rc": status,
+                         "error": _runtime_error(launch["log_file"], launch["stderr"])})
+            return None
+        text = (_read_file(launch["pid_file"]) or "").strip()
+        try:
+            pid = int(text)
+        except ValueError:
+            self.report({"ok": False, "rc": 0, "error": "runtime wrote no valid pid file at %s: %r"
+                         % (launch["pid_file"], text[:40])})
+            return None
+        start_time = process_start_time(pid)
+        _write_file(os.path.join(self.process_dir, "starttime"), "%s\n" % start_time)
+        self.container_pid = pid
+        return pid
+
+    def _wait_for(self, pid):
+        """waitpid for one child, reaping (and remembering) others that exit meanwhile."""
+        while True:
+            try:
+                got, status = os.waitpid(pid, 0)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                return EXIT_UNKNOWN
+            if got == pid:
+                return _exit_code(status)
+
+    def reap(self):
+        """Reap every exited child; the container's exit code once it is among them."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                if exc.errno == errno.ECHILD:
+                    # Not our child (no subreaper): fall back to noticing that it is gone.
+                    if process_start_time(self.container_pid) is None:
+                        return "gone"
+                return None
+            if pid == 0:
+                return None
+            if pid == self.container_pid:
+                return _exit_code(status)
+
+    def control(self, fd):
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            return
+        for line in data.decode("utf-8", "replace").splitlines():
+            words = line.split()
+            if words and words[0] == "0" and self.stdin_fd is not None:
+                os.close(self.stdin_fd)
+                self.stdin_fd = None
+
+    def monitor(self):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        control_fd = os.open(os.path.join(self.process_dir, "control"), os.O_RDWR | os.O_NONBLOCK)
+        while True:
+            code = self.reap()
+            if code is not None:
+                break
+            try:
+                ready = select.select([wake_r, control_fd], [], [], 1.0)[0]
+            except (OSError, select.error):
+                continue
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 4096)
+                except OSError:
+                    pass
+            if control_fd in ready:
+                self.control(control_fd)
+        if code != "gone" and code is not None:
+            _write_file(os.path.join(self.process_dir, "exitStatus"), "%d\n" % code)
+        os.close(control_fd)
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 4:
+        sys.stderr.write("usage: shim <state_dir> <container_id> <process_id> <report_fd>\n")
+        return 2
+    state_dir, container_id, process_id, report_fd = args[0], args[1], args[2], int(args[3])
+    if os.fork():
+        os._exit(0)  # the module reaps this parent at once; the shim lives on in the child
+    os.setsid()
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    shim = None
+    try:
+        shim = Shim(state_dir, container_id, process_id, report_fd)
+        # Hold the exit fifo open from the start: a waiter sees EOF only once the shim is done.
+        exit_fd = os.open(os.path.join(shim.process_dir, "exit"), os.O_RDWR)
+        _become_subreaper()
+        _write_file(os.path.join(shim.process_dir, "shim.pid"),
+                    "%d %s\n" % (os.getpid(), process_start_time(os.getpid())))
+        pid = shim.start()
+        if pid is None:
+            return 1
+        shim.report({"ok": True, "pid": pid})
+        shim.monitor()
+        os.close(exit_fd)
+        return 0
+    except Exception as exc:  # pylint: disable=broad-except
+        message = "shim failed: %s: %s" % (type(exc).__name__, exc)
+        if shim is not None and shim.report_fd is not None:
+            shim.report({"ok": False, "rc": None, "error": message})
+        else:
+            try:
+                os.write(report_fd, (json.dumps({"ok": False, "error": message}) + "\n").encode())
+            except OSError:
+                pass
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
