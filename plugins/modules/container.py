@@ -17,7 +17,7 @@ description:
     change of O(bundle), O(runtime), O(runtime_root), O(runtime_args), O(stdin), O(stdout),
     O(stderr) or O(no_pivot_root) recreates the container; a change of O(labels) is applied in place.
 author:
-  - oci.runtime contributors
+  - oci.runtime developers (@oci-runtime)
 extends_documentation_fragment:
   - oci.runtime.common
   - oci.runtime.common.attributes

@@ -216,7 +216,7 @@ class ContainerConverger(object):
             no_pivot_root=self.params.get("no_pivot_root"))
 
     def _update(self, container, updates):
-        for name, _, _, wanted in updates:
+        for name, dummy_how, dummy_before, wanted in updates:
             if name == "labels":
                 self._act("update labels", container.set_labels, wanted)
 

@@ -115,7 +115,7 @@ class Container(object):
     def labels(self):
         result = {}
         for item in self.record.get("labels") or []:
-            key, _, value = str(item).partition("=")
+            key, dummy_sep, value = str(item).partition("=")
             result[key] = value
         return result
 

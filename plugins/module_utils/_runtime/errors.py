@@ -106,8 +106,8 @@ class RuntimeCommandError(RuntimeCoreError):
     """The OCI runtime exited non-zero; the message quotes the runtime's own error."""
 
     def __init__(self, argv, verb, rc, message, stderr=""):
-        text = "%s %s failed (exit %s): %s" % (argv[0].rsplit("/", 1)[-1], verb, rc,
-                                             message or "no error message")
+        binary = argv[0].rsplit("/", 1)[-1]
+        text = "%s %s failed (exit %s): %s" % (binary, verb, rc, message or "no error message")
         super(RuntimeCommandError, self).__init__(text, argv=list(argv), rc=rc, stderr=stderr)
         self.argv = list(argv)
         self.verb = verb

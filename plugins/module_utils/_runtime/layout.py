@@ -44,7 +44,7 @@ SHIM_DIR = ".shim"
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 128
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def validate_id(value, what="container id"):
@@ -54,7 +54,7 @@ def validate_id(value, what="container id"):
     if len(value) > MAX_ID_LENGTH:
         raise InvalidIdError("%s %r is %d characters long; at most %d are allowed"
                              % (what, value[:20] + "...", len(value), MAX_ID_LENGTH))
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise InvalidIdError(
             "%s %r is not valid: use letters, digits, '_', '.' and '-', starting with a letter "
             "or digit (pattern %s)" % (what, value, _ID_RE.pattern))
@@ -96,7 +96,7 @@ class Layout(object):
             if exc.errno == errno.ENOENT:
                 return []
             raise StateError("cannot list state_dir %s: %s" % (self.state_dir, exc.strerror))
-        return sorted(n for n in names if _ID_RE.match(n) and len(n) <= MAX_ID_LENGTH
+        return sorted(n for n in names if _ID_RE.fullmatch(n) and len(n) <= MAX_ID_LENGTH
                       and os.path.isfile(os.path.join(self.state_dir, n, STATE_FILE)))
 
 

@@ -16,6 +16,7 @@ import subprocess
 from .errors import RuntimeCommandError, RuntimeNotFoundError
 
 DEFAULT_TIMEOUT = 120
+SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 def resolve_binary(runtime):
@@ -25,10 +26,9 @@ def resolve_binary(runtime):
     if "/" in runtime:
         candidates = [runtime]
     else:
-        path = os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        candidates = [os.path.join(d, runtime) for d in path.split(os.pathsep) if d]
-        candidates += [os.path.join(d, runtime) for d in ("/usr/local/sbin", "/usr/local/bin",
-                                                            "/usr/sbin", "/usr/bin", "/sbin", "/bin")]
+        # Ansible may run modules with a minimal PATH: also look where runtimes are installed.
+        directories = (os.environ.get("PATH") or "").split(os.pathsep) + list(SYSTEM_BIN_DIRS)
+        candidates = [os.path.join(d, runtime) for d in directories if d]
     for candidate in candidates:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return os.path.abspath(candidate)

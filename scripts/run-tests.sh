@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Run the oci.runtime test stages, in order, stopping at the first failure:
+#
+#   sanity       ansible-test sanity (all tests)
+#   units        ansible-test units --venv        (tests/unit/)
+#   integration  ansible-test integration --venv  (tests/integration/targets/, real containers, as root)
+#   functional   pytest -n 2 tests/functional     (the runtime core against real runc)
+#
+# Usage: scripts/run-tests.sh [stage ...]     (no stage: all four)
+#        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
+#
+# ansible-test only runs from inside .../ansible_collections/<namespace>/<name>, and it resolves the real
+# working directory, so a symlink will not do: the files git knows (tracked, plus untracked ones that are not
+# ignored) are copied to build/collections/ansible_collections/oci/runtime on every run, and files that are
+# no longer in the repository are removed from the copy. ansible-test's own output (tests/output/, which
+# holds the --venv environments it reuses) is kept, and so is the copy's own empty git repository (see
+# sync_tree). Run scripts/setup.sh first (make setup).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+COLLECTIONS="$ROOT/build/collections"
+BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
+ALL_STAGES=(sanity units integration functional)
+
+log() { printf 'run-tests: %s\n' "$*"; }
+die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
+
+sync_only=false
+if [ "${1:-}" = --sync-only ]; then
+    sync_only=true
+    shift
+fi
+stages=("$@")
+[ "${#stages[@]}" -gt 0 ] || stages=("${ALL_STAGES[@]}")
+for stage in "${stages[@]}"; do
+    case " ${ALL_STAGES[*]} " in
+        *" $stage "*) ;;
+        *) die "unknown stage '$stage' (stages: ${ALL_STAGES[*]})" ;;
+    esac
+done
+
+[ -x "$VENV/bin/ansible-test" ] || die "$VENV is missing or incomplete: run 'make setup' (scripts/setup.sh) first"
+command -v rsync >/dev/null || die "rsync is missing: run 'make setup' (scripts/setup.sh) first"
+PY_VERSION=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    || die "$VENV/bin/python does not run: run 'make setup' to recreate the venv"
+
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_PYTHON_INTERPRETER="$VENV/bin/python"
+export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
+export PYTHONDONTWRITEBYTECODE=1
+
+# --- refresh the collection copy -------------------------------------------------------------------------
+sync_tree() {
+    local list
+    list=$(mktemp)
+    git -C "$ROOT" ls-files -z -co --exclude-standard | sort -z -u >"$list"
+    mkdir -p "$BUILD"
+    # ansible-test takes its file list from the nearest .git above the collection: without one of its own,
+    # the copy would be seen through this repository, which ignores build/, and look empty. An empty
+    # repository is enough (it lists untracked files that .gitignore does not exclude).
+    [ -d "$BUILD/.git" ] || git -c init.defaultBranch=main init -q "$BUILD"
+    # Listed files that were deleted from the work tree are deleted from the copy too.
+    rsync -a --from0 --files-from="$list" --ignore-missing-args --delete-missing-args "$ROOT/" "$BUILD/"
+    # Files in the copy that the repository no longer has (tests/output/ is ansible-test's, left alone).
+    (cd "$BUILD" && find . \( -path ./.git -o -path ./tests/output \) -prune -o \( -type f -o -type l \) -printf '%P\0' | sort -z) \
+        | comm -z -23 - "$list" | (cd "$BUILD" && xargs -0 -r rm -f --)
+    find "$BUILD" -mindepth 1 -type d -empty -not -path "$BUILD/tests/output" -not -path "$BUILD/tests/output/*" \
+        -not -path "$BUILD/.git/*" -delete
+    rm -f "$list"
+}
+
+has_tests() {  # has_tests DIR: whether DIR holds any test_*.py or *_test.py file
+    [ -d "$1" ] && [ -n "$(find "$1" -type f \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit)" ]
+}
+
+run() {  # run CMD...: print and run a command in the collection copy
+    log "\$ $*"
+    (cd "$BUILD" && "$@")
+}
+
+# --- stages ----------------------------------------------------------------------------------------------
+stage_sanity() {
+    run ansible-test sanity --color no --python "$PY_VERSION"
+}
+
+stage_units() {
+    if ! has_tests "$BUILD/tests/unit"; then
+        log "units: no test files under tests/unit/, nothing to run"
+        return 0
+    fi
+    run ansible-test units --color no --venv --python "$PY_VERSION"
+}
+
+stage_integration() {
+    if [ -z "$(find "$BUILD/tests/integration/targets" -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]; then
+        log "integration: no targets under tests/integration/targets/, nothing to run"
+        return 0
+    fi
+    [ "$(id -u)" -eq 0 ] || die "integration tests run real containers and need root"
+    run ansible-test integration --color no --venv --python "$PY_VERSION" --allow-destructive --allow-root
+}
+
+stage_functional() {
+    if ! has_tests "$BUILD/tests/functional"; then
+        log "functional: no test files under tests/functional/, nothing to run"
+        return 0
+    fi
+    run env PYTHONPATH="$COLLECTIONS${PYTHONPATH:+:$PYTHONPATH}" \
+        "$VENV/bin/python" -m pytest -n 2 -p no:cacheprovider tests/functional
+}
+
+sync_tree
+log "collection copy refreshed: $BUILD"
+if "$sync_only"; then
+    exit 0
+fi
+for stage in "${stages[@]}"; do
+    start=$SECONDS
+    log "== $stage =="
+    if ! "stage_$stage"; then
+        die "stage '$stage' failed after $((SECONDS - start)) s"
+    fi
+    log "$stage passed in $((SECONDS - start)) s"
+done
+log "all stages passed: ${stages[*]}"
