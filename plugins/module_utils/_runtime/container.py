@@ -14,7 +14,7 @@ import time
 from . import layout as L
 from .bundle import load_bundle
 from .oci import OciRuntime
-from .errors import ContainerExitedError, RuntimeCommandError, StateError
+from .errors import ContainerExitedError, ContainerNotRunningError, RuntimeCommandError, StateError
 from .process import ProcessRecord, launch, prepare_process_dir
 
 # The seed's states, plus "created" (the runtime created it but it was never started).
@@ -175,7 +175,26 @@ class Container(object):
             "shim_pid": shim_pid if shim_alive else None,
             "exit_status": self.exit_status(status),
             "config_digest": self.record.get("configDigest"),
+            "processes": [record.describe() for record in self.process_records()],
         }
+
+    def process_records(self):
+        """The exec'd processes recorded for this container (every process dir but init)."""
+        directory = self.layout.container_dir(self.id)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []
+        return [ProcessRecord(self.layout, self.id, name) for name in names
+                if name != L.INIT_PROCESS_ID and L.is_valid_id(name)
+                and os.path.isfile(os.path.join(directory, name, L.PROCESS_FILE))]
+
+    def process(self, process_id):
+        L.validate_id(process_id, "process id")
+        if process_id == L.INIT_PROCESS_ID:
+            raise StateError("process id %r is reserved for the container's own process"
+                             % process_id)
+        return ProcessRecord(self.layout, self.id, process_id)
 
     # --- verbs --------------------------------------------------------------------------------
 
@@ -209,6 +228,41 @@ class Container(object):
         except Exception:
             self._cleanup_failed_create()
             raise
+
+    def exec_process(self, process_id, overrides, stdio, timeout):
+        """Start an extra process in the running container under its own shim (runtime
+        ``exec --detach``). ``overrides`` replace fields of the init process's spec (args, env,
+        cwd, user); the new process record starts afresh. Returns its ProcessRecord."""
+        record = self.process(process_id)
+        status = self.status()
+        if status != RUNNING:
+            raise ContainerNotRunningError(self.id, status)
+        spec = dict(self.init.spec())
+        for key in ("containerdStdin", "containerdStdout", "containerdStderr"):
+            spec.pop(key, None)
+        spec.update(overrides)
+        spec.update({"terminal": False, "exec": True})
+        stdio = prepare_process_dir(record, spec, stdio.get("stdin"), stdio.get("stdout"),
+                                    stdio.get("stderr"))
+        argv = self.runtime.exec_argv(self.id, record.path(L.PROCESS_FILE),
+                                      record.path(L.PID_FILE), record.path(L.RUNTIME_LOG_FILE))
+        try:
+            launch(self.layout, record, argv, stdio, timeout)
+        except Exception:
+            record.kill_shim()
+            L.remove_tree(record.dir)
+            raise
+        return record
+
+    def remove_process(self, record, grace):
+        """SIGTERM a live process, SIGKILL after ``grace`` seconds, then drop its record."""
+        if record.status() == "running":
+            record.signal(signals.SIGTERM)
+            if not record.wait_exit(grace):
+                record.signal(signals.SIGKILL)
+                record.wait_exit(KILL_WAIT)
+        record.kill_shim()
+        L.remove_tree(record.dir)
 
     def start(self):
         self.runtime.start(self.id)
@@ -249,6 +303,11 @@ class Container(object):
     def remove(self):
         """Remove the runtime's container and all our records of it (the container is stopped)."""
         self.runtime.delete(self.id, force=True)
+        # Exec'd processes die with the container's pid namespace; without one they would not.
+        for record in self.process_records():
+            record.signal(signals.SIGKILL)
+            record.wait_exit(KILL_WAIT)
+            record.kill_shim()
         self._kill_shim()
         L.remove_tree(self.layout.container_dir(self.id))
         self.forget_runtime_state()
@@ -270,9 +329,4 @@ class Container(object):
         self.forget_runtime_state()
 
     def _kill_shim(self):
-        shim_pid, alive = self.init.shim()
-        if alive:
-            try:
-                os.kill(shim_pid, signals.SIGKILL)
-            except OSError:
-                pass
+        self.init.kill_shim()

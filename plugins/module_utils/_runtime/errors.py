@@ -30,6 +30,15 @@ class ContainerExitedError(RuntimeCoreError):
             "container %r has exited" % container_id, container=container_id)
 
 
+class ContainerNotRunningError(RuntimeCoreError):
+    """A process was to be started in a container that is not running."""
+
+    def __init__(self, container_id, status):
+        super(ContainerNotRunningError, self).__init__(
+            "container %r is %s: processes can only be started in a running container"
+            % (container_id, status), container=container_id, status=status)
+
+
 class ProcessNotExitedError(RuntimeCoreError):
     """The exit status of a live process was asked for (seed: ErrProcessNotExited)."""
 

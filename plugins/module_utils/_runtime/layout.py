@@ -47,6 +47,11 @@ MAX_ID_LENGTH = 128
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+def is_valid_id(value):
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH \
+        and _ID_RE.fullmatch(value) is not None
+
+
 def validate_id(value, what="container id"):
     """Return ``value`` if it is a safe id (what runc accepts, no path tricks), else raise."""
     if not isinstance(value, str) or value == "":
@@ -96,7 +101,7 @@ class Layout(object):
             if exc.errno == errno.ENOENT:
                 return []
             raise StateError("cannot list state_dir %s: %s" % (self.state_dir, exc.strerror))
-        return sorted(n for n in names if _ID_RE.fullmatch(n) and len(n) <= MAX_ID_LENGTH
+        return sorted(n for n in names if is_valid_id(n)
                       and os.path.isfile(os.path.join(self.state_dir, n, STATE_FILE)))
 
 

@@ -167,6 +167,10 @@ class OciRuntime(object):
             argv.append("--no-pivot")
         return argv + [container_id]
 
+    def exec_argv(self, container_id, process_file, pid_file, log_file):
+        return self.global_args(log_file) + ["exec", "--detach", "--pid-file", pid_file,
+                                             "--process", process_file, container_id]
+
 
 def _means_not_found(message):
     text = (message or "").lower()

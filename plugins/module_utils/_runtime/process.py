@@ -16,6 +16,7 @@ import json
 import os
 import pkgutil
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,11 @@ from .shim import process_start_time
 
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
+
+# Process statuses. "exited" with a null exit status means nobody saw it end (its shim died).
+RUNNING = "running"
+EXITED = "exited"
+ABSENT = "absent"
 
 
 def pid_alive(pid, start_time):
@@ -91,6 +97,49 @@ class ProcessRecord(object):
     def spec(self):
         return L.read_json(self.path(L.PROCESS_FILE), {})
 
+    def status(self):
+        """running, exited or absent; waits briefly for a shim that is still recording the exit."""
+        if not self.exists():
+            return ABSENT
+        if self.exit_status is not None:
+            return EXITED
+        if self.alive():
+            return RUNNING
+        if self.shim()[1]:
+            self.wait_exit(2.0)
+        return EXITED
+
+    def describe(self):
+        status = self.status()
+        return {
+            "id": self.id,
+            "pid": self.pid if status == RUNNING else None,
+            "status": status,
+            "exit_status": self.exit_status if status == EXITED else None,
+        }
+
+    def signal(self, signal_number):
+        """Deliver a signal to the process itself, if it is still the process we started."""
+        pid = self.pid
+        if not pid_alive(pid, self.start_time):
+            return False
+        try:
+            os.kill(pid, signal_number)
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                return False
+            raise StateError("cannot signal process %r (pid %d) of container %r: %s"
+                             % (self.id, pid, self.container_id, exc.strerror))
+        return True
+
+    def kill_shim(self):
+        shim_pid, alive = self.shim()
+        if alive:
+            try:
+                os.kill(shim_pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     def wait_exit(self, timeout):
         """Wait until the process has gone and its shim has recorded the exit; True if it did."""
         deadline = time.monotonic() + timeout
@@ -133,6 +182,7 @@ def install_shim(layout):
 
 def prepare_process_dir(record, spec, stdin, stdout, stderr):
     """Create a fresh process directory with process.json and the fifos; return stdio paths."""
+    L.remove_tree(record.dir)
     L.make_private_dir(record.dir)
     stdio = {
         "stdin": stdin or os.devnull,
