@@ -159,6 +159,10 @@ class OciRuntime(object):
             raise
         return True
 
+    def update(self, container_id, resources):
+        """``update -r -`` with an OCI LinuxResources document (only the fields to change)."""
+        self.run("update", ["--resources", "-", container_id], stdin_data=json.dumps(resources))
+
     # --- argv for the shim ------------------------------------------------------------------
 
     def create_argv(self, container_id, bundle, pid_file, log_file, no_pivot_root=False):
