@@ -172,6 +172,9 @@ EOF
     mv "$get_pip.tmp" "$get_pip"
 fi
 
+# --- CRIU, for checkpoint/restore ---------------------------------------------------------------------------
+bash "$ROOT/scripts/setup-criu.sh"
+
 # --- final checks ----------------------------------------------------------------------------------------
 # (Whole outputs are captured, then cut: `cmd | head -n1` under pipefail fails whenever cmd gets SIGPIPE.)
 runc_version=$(runc --version) || die "runc --version failed"
