@@ -12,12 +12,15 @@ Command line: ``shim-<digest>.py <state_dir> <container_id> <process_id> <report
 What it does, in order:
 1. forks and lets the parent exit, so the module's ``Popen`` returns at once and the shim is
    re-parented away from the module; starts a new session; becomes the child subreaper;
-2. runs the runtime verb (``create``, ``exec -d``, ``restore -d``) with the process's stdio files;
+2. runs the runtime verb (``create``, ``exec -d``, ``restore -d``) with stdio pipes that it owns and
+   copies to and from the paths in launch.json (pipes, because CRIU can checkpoint and restore a
+   pipe but not a host file outside the container's mounts);
 3. reads the pid file, records ``starttime`` and reports ``{"ok": true, "pid": N}`` (or the runtime's
    error) as one JSON line on ``report_fd``, then closes it;
-4. reaps children until the container process is reaped, writes ``exitStatus`` (the exit code, or
-   128 + signal number), closes the ``exit`` fifo and exits. Meanwhile it serves the ``control`` fifo:
-   a line ``0 0 0`` closes its copy of the process's stdin (the seed's shim protocol).
+4. copies output and reaps children until the container process is reaped, drains the pipes, writes
+   ``exitStatus`` (the exit code, or 128 + signal number), closes the ``exit`` fifo and exits.
+   Meanwhile it serves the ``control`` fifo: a line ``0 0 0`` closes the process's stdin (the seed's
+   shim protocol).
 """
 
 from __future__ import annotations
@@ -75,15 +78,6 @@ def _become_subreaper():
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _open_stdio(path, for_reading):
-    if for_reading:
-        # O_NONBLOCK keeps a fifo without writers from blocking the shim; cleared right after.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        os.set_blocking(fd, True)
-        return fd
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-
 def _spawn(argv, stdio, cwd):
     """fork + exec without subprocess (keeps the shim's memory small); returns the child pid."""
     pid = os.fork()
@@ -130,13 +124,56 @@ def _runtime_error(log_file, stderr_file):
     return " ".join(tail)
 
 
+class Pump(object):
+    """Copies one source fd to one destination fd as data comes, without ever blocking the shim."""
+
+    def __init__(self, src, dst):
+        self.src = src
+        self.dst = dst
+        self.pending = b""
+
+    def fill(self):
+        """Read what is there; False at EOF."""
+        try:
+            data = os.read(self.src, 65536)
+        except OSError as exc:
+            return exc.errno in (errno.EAGAIN, errno.EINTR)
+        if not data:
+            return False
+        self.pending += data
+        return True
+
+    def flush(self):
+        """Write what is pending; False when the destination is gone."""
+        while self.pending:
+            try:
+                written = os.write(self.dst, self.pending)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EINTR):
+                    return True
+                self.pending = b""
+                return False
+            self.pending = self.pending[written:]
+        return True
+
+    def close(self):
+        for fd in (self.src, self.dst):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 class Shim(object):
+    """One container process: its stdio pipes, its runtime verb, its exit."""
+
     def __init__(self, state_dir, container_id, process_id, report_fd):
         self.process_dir = os.path.join(state_dir, container_id, process_id)
         self.report_fd = report_fd
         self.launch = json.loads(_read_file(os.path.join(self.process_dir, "launch.json")))
         self.container_pid = None
-        self.stdin_fd = None
+        self.outputs = []    # Pumps: container stdout/stderr pipe -> log file
+        self.stdin = None    # Pump: stdin file -> container stdin pipe (None once done)
 
     def report(self, payload):
         if self.report_fd is None:
@@ -148,17 +185,37 @@ class Shim(object):
         os.close(self.report_fd)
         self.report_fd = None
 
+    def _stdio_pipes(self):
+        """The container's stdio are pipes the shim owns (CRIU can checkpoint and restore pipes,
+        not host files); the shim copies them to and from the paths in launch.json."""
+        launch = self.launch
+        in_r, in_w = os.pipe()
+        source = launch.get("stdin") or os.devnull
+        if source == os.devnull:
+            os.close(in_w)  # the process reads EOF at once
+        else:
+            src = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(in_w, False)
+            self.stdin = Pump(src, in_w)
+        child = [in_r]
+        for name in ("stdout", "stderr"):
+            out_r, out_w = os.pipe()
+            os.set_blocking(out_r, False)
+            log = os.open(launch[name], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self.outputs.append(Pump(out_r, log))
+            child.append(out_w)
+        return child
+
     def start(self):
         """Run the runtime verb; return the container pid or None (after reporting the error)."""
         launch = self.launch
-        self.stdin_fd = _open_stdio(launch["stdin"], True)
-        out_fd = _open_stdio(launch["stdout"], False)
-        err_fd = _open_stdio(launch["stderr"], False)
-        runtime_pid = _spawn(launch["argv"], (self.stdin_fd, out_fd, err_fd), self.process_dir)
-        os.close(out_fd)
-        os.close(err_fd)
+        child_stdio = self._stdio_pipes()
+        runtime_pid = _spawn(launch["argv"], child_stdio, self.process_dir)
+        for fd in child_stdio:
+            os.close(fd)
         status = self._wait_for(runtime_pid)
         if status != 0:
+            self.drain()
             self.report({"ok": False, "rc": status,
                          "error": _runtime_error(launch["log_file"], launch["stderr"])})
             return None
@@ -175,16 +232,17 @@ class Shim(object):
         return pid
 
     def _wait_for(self, pid):
-        """waitpid for one child, reaping (and remembering) others that exit meanwhile."""
+        """waitpid for the runtime verb, copying output meanwhile so that it can never block."""
         while True:
             try:
-                got, status = os.waitpid(pid, 0)
+                got, status = os.waitpid(pid, os.WNOHANG)
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
                 return EXIT_UNKNOWN
             if got == pid:
                 return _exit_code(status)
+            self.pump(0.05)
 
     def reap(self):
         """Reap every exited child; the container's exit code once it is among them."""
@@ -204,6 +262,45 @@ class Shim(object):
             if pid == self.container_pid:
                 return _exit_code(status)
 
+    def pump(self, timeout, extra=()):
+        """Wait up to ``timeout`` for output, input room or one of ``extra``; copy what is there.
+        Returns the ready fds among ``extra``."""
+        readers = [p.src for p in self.outputs] + list(extra)
+        writers = []
+        if self.stdin is not None:
+            if self.stdin.pending:
+                writers.append(self.stdin.dst)
+            else:
+                readers.append(self.stdin.src)
+        try:
+            ready_r, ready_w, _x = select.select(readers, writers, [], timeout)
+        except (OSError, select.error):
+            return []
+        for out in list(self.outputs):
+            if out.src in ready_r:
+                alive = out.fill()
+                out.flush()
+                if not alive:
+                    out.close()
+                    self.outputs.remove(out)
+        if self.stdin is not None and (self.stdin.src in ready_r or self.stdin.dst in ready_w):
+            more = self.stdin.fill() if self.stdin.src in ready_r else True
+            if not self.stdin.flush() or (not more and not self.stdin.pending):
+                self.close_stdin()
+        return [fd for fd in extra if fd in ready_r]
+
+    def close_stdin(self):
+        if self.stdin is not None:
+            self.stdin.close()
+            self.stdin = None
+
+    def drain(self):
+        """Copy what the pipes still hold, without waiting for writers that may never close."""
+        for out in self.outputs:
+            while out.fill() and out.pending:
+                out.flush()
+            out.flush()
+
     def control(self, fd):
         try:
             data = os.read(fd, 4096)
@@ -211,9 +308,8 @@ class Shim(object):
             return
         for line in data.decode("utf-8", "replace").splitlines():
             words = line.split()
-            if words and words[0] == "0" and self.stdin_fd is not None:
-                os.close(self.stdin_fd)
-                self.stdin_fd = None
+            if words and words[0] == "0":
+                self.close_stdin()
 
     def monitor(self):
         wake_r, wake_w = os.pipe()
@@ -226,10 +322,7 @@ class Shim(object):
             code = self.reap()
             if code is not None:
                 break
-            try:
-                ready = select.select([wake_r, control_fd], [], [], 1.0)[0]
-            except (OSError, select.error):
-                continue
+            ready = self.pump(1.0, (wake_r, control_fd))
             if wake_r in ready:
                 try:
                     os.read(wake_r, 4096)
@@ -237,6 +330,7 @@ class Shim(object):
                     pass
             if control_fd in ready:
                 self.control(control_fd)
+        self.drain()
         if code != "gone" and code is not None:
             _write_file(os.path.join(self.process_dir, "exitStatus"), "%d\n" % code)
         os.close(control_fd)
