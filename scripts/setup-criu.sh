@@ -70,7 +70,9 @@ if [ ! -s "$tarball" ]; then
     apt-get "${apt_opts[@]}" update -qq || die "apt-get update of Debian 13's source index failed"
     # Only the upstream tarball is needed (apt checks its hash against the signed index); the Debian
     # packaging files are not, so a mirror that lacks them is no reason to stop.
-    (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only "criu=${CRIU_VERSION}-1" >/dev/null 2>&1 || true)
+    if ! (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only "criu=${CRIU_VERSION}-1" >/dev/null 2>&1); then
+        log "apt-get source reported missing files; checking for the tarball itself"
+    fi
     [ -s "$apt_dir/criu_${CRIU_VERSION}.orig.tar.xz" ] || die "could not fetch criu_${CRIU_VERSION}.orig.tar.xz from Debian's source index"
     mv "$apt_dir/criu_${CRIU_VERSION}.orig.tar.xz" "$tarball"
     rm -rf "$apt_dir"
