@@ -201,6 +201,17 @@ class Container(object):
     def create(self, timeout):
         """Create the init process under a new shim (runtime ``create``); the runtime's status is
         then ``created``. Refreshes the config digest from the bundle as it is now."""
+        self._launch_init(timeout, lambda pid_file, log_file: self.runtime.create_argv(
+            self.id, self.record["bundle"], pid_file, log_file, self.record.get("noPivotRoot")))
+
+    def restore(self, checkpoint_name, image_path, work_path, extra_args, criu, timeout):
+        """Restore the init process from CRIU images under a new shim (runtime ``restore
+        --detach``); the container then runs. The images are only read, never changed."""
+        self._launch_init(timeout, lambda pid_file, log_file: self.runtime.restore_argv(
+            self.id, self.record["bundle"], image_path, work_path, pid_file, log_file, criu,
+            extra_args, self.record.get("noPivotRoot")), checkpoint_name)
+
+    def _launch_init(self, timeout, build_argv, checkpoint_name=""):
         config = load_bundle(self.record["bundle"])
         self._reset_init()
         uid, gid = config.root_ids()
@@ -209,15 +220,13 @@ class Container(object):
             "exec": False,
             "runtimeArgs": self.record.get("runtimeArgs") or [],
             "noPivotRoot": bool(self.record.get("noPivotRoot")),
-            "checkpoint": "",
+            "checkpoint": checkpoint_name,
             "rootUID": uid,
             "rootGID": gid,
         })
         stdio = prepare_process_dir(self.init, spec, self.record.get("stdin"),
                                     self.record.get("stdout"), self.record.get("stderr"))
-        argv = self.runtime.create_argv(self.id, self.record["bundle"], self.init.path(L.PID_FILE),
-                                        self.init.path(L.RUNTIME_LOG_FILE),
-                                        self.record.get("noPivotRoot"))
+        argv = build_argv(self.init.path(L.PID_FILE), self.init.path(L.RUNTIME_LOG_FILE))
         self.record["configDigest"] = config.digest
         self.record["created"] = utc_now()
         self.record["shim"] = "shim"  # seed field: which shim runs it (ours, in .shim/)

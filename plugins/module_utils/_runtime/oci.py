@@ -77,8 +77,10 @@ class OciRuntime(object):
         base = os.path.basename(self.binary)
         return "crun" if "crun" in base else "runc"
 
-    def global_args(self, log_file=None):
+    def global_args(self, log_file=None, criu=None):
         argv = [self.binary]
+        if criu and self.flavor == "runc":
+            argv += ["--criu", criu]  # crun links libcriu and has no such option
         if self.root:
             argv += ["--root", self.root]
         if log_file:
@@ -87,9 +89,12 @@ class OciRuntime(object):
         argv += self.runtime_args
         return argv
 
-    def run(self, verb, args=(), stdin_data=None, ok_codes=(0,)):
+    def run_with_criu(self, criu, verb, args):
+        return self.run(verb, args, criu=criu)
+
+    def run(self, verb, args=(), stdin_data=None, ok_codes=(0,), criu=None):
         """Run ``<runtime> <globals> verb args``; stdout on success, RuntimeCommandError else."""
-        argv = self.global_args() + [verb] + list(args)
+        argv = self.global_args(criu=criu) + [verb] + list(args)
         self.calls += 1
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_data is not None
@@ -170,6 +175,15 @@ class OciRuntime(object):
         if no_pivot_root:
             argv.append("--no-pivot")
         return argv + [container_id]
+
+    def restore_argv(self, container_id, bundle, image_path, work_path, pid_file, log_file, criu,
+                     extra_args=(), no_pivot_root=False):
+        argv = self.global_args(log_file, criu) + [
+            "restore", "--detach", "--image-path", image_path, "--work-path", work_path,
+            "--bundle", bundle, "--pid-file", pid_file]
+        if no_pivot_root:
+            argv.append("--no-pivot")
+        return argv + list(extra_args) + [container_id]
 
     def exec_argv(self, container_id, process_file, pid_file, log_file):
         return self.global_args(log_file) + ["exec", "--detach", "--pid-file", pid_file,

@@ -1,0 +1,151 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging one named checkpoint of a container: present, absent, or restored from."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+
+STATES = ("present", "absent", "restored")
+CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
+
+
+class CheckpointConverger(object):
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.layout = L.Layout(params["state_dir"])
+        self.container_id = L.validate_id(params["container"], "container name")
+        self.name = L.validate_id(params["name"], "checkpoint name")
+        directory = params.get("checkpoint_dir") or os.path.join(ckpt.DEFAULT_CHECKPOINT_ROOT,
+                                                                 self.container_id)
+        self.store = ckpt.CheckpointStore(directory)
+        self.state = params["state"]
+        self.actions = []
+
+    def run(self):
+        if self.check_mode:
+            return self._converge()
+        self.layout.ensure_state_dir()
+        with L.ContainerLock(self.layout, self.container_id):
+            return self._converge()
+
+    def _converge(self):
+        before = self.store.get(self.name)
+        container = core.Container.load(self.layout, self.container_id)
+        if self.state == "present":
+            checkpoint = self._present(before, container)
+        elif self.state == "absent":
+            checkpoint = self._absent(before)
+        else:
+            checkpoint = before
+            container = self._restored(before, container)
+        result = {
+            "changed": bool(self.actions),
+            "actions": list(self.actions),
+            "checkpoint": checkpoint or {},
+            "checkpoints": self.store.list(),
+        }
+        if container is not None and not self.check_mode:
+            container.forget_runtime_state()
+            result["container"] = container.describe()
+        if self.actions:
+            result["diff"] = {"before": _summary(before), "after": _summary(checkpoint)}
+        return result
+
+    # --- present / absent -----------------------------------------------------------------------
+
+    def _options(self):
+        return {
+            "tcp": self.params.get("tcp"),
+            "unixSockets": self.params.get("unix_sockets"),
+            "shell": self.params.get("shell"),
+            "exit": self.params.get("exit"),
+            "emptyNS": list(self.params.get("empty_ns") or []),
+        }
+
+    def _present(self, before, container):
+        if before is not None and not self.params.get("force"):
+            return before
+        if container is None:
+            raise ckpt.CheckpointError("container %r does not exist under %s: nothing to checkpoint"
+                                       % (self.container_id, self.layout.state_dir))
+        status = container.status()
+        if status not in CHECKPOINTABLE:
+            raise ckpt.CheckpointError("container %r is %s: only a running or paused container can "
+                                       "be checkpointed" % (self.container_id, status))
+        criu = ckpt.find_criu(self.params.get("criu_path"))
+        self.actions.append("checkpoint" + (" and exit" if self.params.get("exit") else ""))
+        if self.check_mode:
+            return {"name": self.name, "path": self.store.path(self.name), "options": self._options()}
+        return self.store.create(container, self.name, self._options(), criu,
+                                 force=bool(self.params.get("force")))
+
+    def _absent(self, before):
+        if before is None:
+            return None
+        self.actions.append("remove")
+        if not self.check_mode:
+            self.store.remove(self.name)
+        return None
+
+    # --- restored -------------------------------------------------------------------------------
+
+    def _restored(self, checkpoint, container):
+        if checkpoint is None:
+            raise ckpt.CheckpointError("no checkpoint named %r in %s" % (self.name, self.store.directory))
+        if container is not None and container.status() in CHECKPOINTABLE:
+            return container  # it runs: nothing to restore
+        criu = ckpt.find_criu(self.params.get("criu_path"))
+        registered = False
+        if container is None:
+            bundle = self.params.get("bundle") or checkpoint.get("bundle")
+            if not bundle:
+                raise ckpt.CheckpointError("container %r is not known here: give bundle to restore it"
+                                           % self.container_id)
+            self.actions.append("register")
+            if not self.check_mode:
+                runtime = OciRuntime(self.params["runtime"], root=self.params.get("runtime_root"))
+                container = core.Container.register(self.layout, runtime, self.container_id, bundle)
+                registered = True
+        self.actions.append("restore")
+        if self.check_mode:
+            return None
+        options = {
+            "tcp": checkpoint["options"]["tcp"],
+            "unixSockets": checkpoint["options"]["unix_sockets"],
+            "shell": checkpoint["options"]["shell"],
+            "emptyNS": checkpoint["options"]["empty_ns"],
+        }
+        work = self.store.work_dir(self.name, "restore")
+        L.remove_tree(work)
+        L.make_private_dir(work)
+        try:
+            container.restore(self.name, checkpoint["path"], work,
+                              ckpt.option_args(options, container.runtime), criu,
+                              self.params["start_timeout"])
+        except RuntimeCoreError as exc:
+            if registered:
+                container.remove()
+            raise ckpt.CheckpointError("restore of container %r from checkpoint %r failed: %s%s" % (
+                self.container_id, self.name, exc.msg,
+                _criu_detail(os.path.join(work, "restore.log"), criu)))
+        return container
+
+
+def _criu_detail(log_path, criu):
+    detail = ckpt.criu_errors(log_path)
+    return ("; CRIU: " + detail if detail else "") + ckpt.criu_check_hint(criu)
+
+
+def _summary(checkpoint):
+    if not checkpoint:
+        return {"state": "absent"}
+    return {"state": "present", "name": checkpoint.get("name"), "created": checkpoint.get("created")}
