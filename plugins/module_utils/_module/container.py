@@ -101,6 +101,7 @@ class ContainerConverger(object):
         self.state = params["state"]
         self.layout = L.Layout(params["state_dir"])
         self.actions = []
+        self.bundle_config = None
         self._runtime = None
 
     @property
@@ -148,13 +149,15 @@ class ContainerConverger(object):
             after = {"status": "absent"}
             return self._result(before, after, container=None)
 
-        bundle_config = self._bundle_config(container)
+        bundle_config = self.bundle_config = self._bundle_config(container)
         updates = []
         if container is not None:
             differences = self.differences(container, bundle_config)
             recreate = [d for d in differences if d[1] == RECREATE]
             updates = [d for d in differences if d[1] == UPDATE]
             if recreate:
+                if bundle_config is None:
+                    load_bundle(container.record["bundle"])  # raises: say what is missing
                 self._note("recreate", "because " + ", ".join(d[0] for d in recreate) + " changed")
                 self._remove(container, before["status"])
                 container, status = None, "absent"
@@ -198,13 +201,18 @@ class ContainerConverger(object):
         return status
 
     def _bundle_config(self, container):
+        """The bundle the task means; None when it relies on a recorded bundle that is gone (a
+        running container needs no bundle; a create will say what is missing)."""
         bundle = self.params.get("bundle")
-        if bundle is None:
-            if container is None:
-                raise BundleError("container %r does not exist yet: bundle is required to create it"
-                                  % self.name)
-            bundle = container.record["bundle"]
-        return load_bundle(bundle)
+        if bundle is not None:
+            return load_bundle(bundle)
+        if container is None:
+            raise BundleError("container %r does not exist yet: bundle is required to create it"
+                              % self.name)
+        try:
+            return load_bundle(container.record["bundle"])
+        except BundleError:
+            return None
 
     def _register(self, bundle_config):
         self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
@@ -243,34 +251,26 @@ class ContainerConverger(object):
         return container.describe()
 
     def _finish(self, before, container, predicted_status):
-        if self.check_mode or isinstance(container, _PlannedContainer):
+        if not self.actions:
+            after = before
+        elif self.check_mode:
             after = dict(before) if before["status"] != "absent" else {}
             after.update(self._predicted(predicted_status))
-        elif self.actions:
-            after = container.describe()
         else:
-            after = before
+            after = container.describe()
         return self._result(before, after, container=after)
 
     def _predicted(self, status):
-        config = load_bundle(self.params.get("bundle") or self._recorded_bundle())
-        predicted = {
-            "id": self.name,
-            "status": status,
-            "bundle": config.bundle,
-            "config_digest": config.digest,
-            "runtime": self.params["runtime"],
-        }
+        predicted = {"id": self.name, "status": status, "runtime": self.params["runtime"]}
+        if self.bundle_config is not None:
+            predicted.update({"bundle": self.bundle_config.bundle,
+                              "config_digest": self.bundle_config.digest})
         if self.params.get("labels") is not None:
             predicted["labels"] = LABELS.desired(self.params)
         if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
                                                    for a in self.actions):
             predicted.update({"pid": None, "shim_pid": None, "exit_status": None})
         return predicted
-
-    def _recorded_bundle(self):
-        container = core.Container.load(self.layout, self.name)
-        return container.record["bundle"]
 
     def _result(self, before, after, container):
         changed = bool(self.actions)

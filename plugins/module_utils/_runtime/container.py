@@ -32,7 +32,7 @@ KILL_WAIT = 10.0
 def parse_signal(value):
     """Signal number from 15, '15', 'TERM' or 'SIGTERM'; ValueError with a clear message else."""
     text = str(value).strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if 0 < number < signals.NSIG:
             return number

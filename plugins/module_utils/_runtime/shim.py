@@ -174,6 +174,7 @@ class Shim(object):
         self.container_pid = None
         self.outputs = []    # Pumps: container stdout/stderr pipe -> log file
         self.stdin = None    # Pump: stdin file -> container stdin pipe (None once done)
+        self.wake_fd = None  # read end of the SIGCHLD wake-up pipe
 
     def report(self, payload):
         if self.report_fd is None:
@@ -209,6 +210,7 @@ class Shim(object):
     def start(self):
         """Run the runtime verb; return the container pid or None (after reporting the error)."""
         launch = self.launch
+        self._watch_children()
         child_stdio = self._stdio_pipes()
         runtime_pid = _spawn(launch["argv"], child_stdio, self.process_dir)
         for fd in child_stdio:
@@ -242,7 +244,7 @@ class Shim(object):
                 return EXIT_UNKNOWN
             if got == pid:
                 return _exit_code(status)
-            self.pump(0.05)
+            self._wait_wake(1.0)
 
     def reap(self):
         """Reap every exited child; the container's exit code once it is among them."""
@@ -311,23 +313,32 @@ class Shim(object):
             if words and words[0] == "0":
                 self.close_stdin()
 
-    def monitor(self):
+    def _watch_children(self):
+        """SIGCHLD wakes the select loop through a pipe (set up before any child is started)."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.wake_fd = wake_r
+
+    def _wait_wake(self, timeout, extra=()):
+        """Copy stdio until a child exits (or ``timeout``); the ready fds among ``extra``."""
+        ready = self.pump(timeout, (self.wake_fd,) + tuple(extra))
+        if self.wake_fd in ready:
+            try:
+                os.read(self.wake_fd, 4096)
+            except OSError:
+                pass
+        return ready
+
+    def monitor(self):
         control_fd = os.open(os.path.join(self.process_dir, "control"), os.O_RDWR | os.O_NONBLOCK)
         while True:
             code = self.reap()
             if code is not None:
                 break
-            ready = self.pump(1.0, (wake_r, control_fd))
-            if wake_r in ready:
-                try:
-                    os.read(wake_r, 4096)
-                except OSError:
-                    pass
+            ready = self._wait_wake(1.0, (control_fd,))
             if control_fd in ready:
                 self.control(control_fd)
         self.drain()
