@@ -41,8 +41,8 @@ options:
   blkio_weight:
     description:
       - Relative block I/O weight, 10-1000.
-      - "cgroup v1: C(blkio.weight) (or C(blkio.bfq.weight)). cgroup v2: C(io.bfq.weight) or
-        C(io.weight), converted to 1-10000."
+      - "cgroup v1: C(blkio.weight) (or C(blkio.bfq.weight)). cgroup v2: C(io.bfq.weight) as it is,
+        or else C(io.weight), converted to 1-10000 as runc does (and read back in the 10-1000 scale)."
       - Only where the disks' I/O scheduler supports weights; elsewhere the task fails and says so.
     type: int
   cpu_period:
@@ -100,8 +100,8 @@ options:
       - "cgroup v1 and v2: C(pids.max)."
     type: int
 notes:
-  - On cgroup v2, RV(resources) reports O(cpu_shares) and O(blkio_weight) as the kernel's weights
-    (C(cpu.weight), C(io.weight)).
+  - On cgroup v2, RV(resources) reports O(cpu_shares) as the kernel's C(cpu.weight) (1-10000),
+    because shares cannot be recovered from it exactly.
 seealso:
   - module: oci.runtime.container
 """

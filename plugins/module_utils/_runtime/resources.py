@@ -53,9 +53,14 @@ def parse_size(field, value):
         amount, unit = match.group(1), match.group(2).lower()
         if match.group(3).lower() == "i":
             raise ResourceError("%s: %r is not a size (did you mean %sB?)" % (field, value, value))
+        if "." in amount and not unit:
+            raise ResourceError("%s: %r is a fraction of a byte" % (field, value))
         number = int(float(amount) * _UNITS[unit])
     if number < 0 and number != UNLIMITED:
         raise ResourceError("%s: %r is negative; use -1 for unlimited" % (field, value))
+    if number == 0:
+        # The runtimes read 0 as "leave as it is", so it could never be verified.
+        raise ResourceError("%s: 0 is not a limit; use a size, or -1 for unlimited" % field)
     return number
 
 
@@ -238,7 +243,8 @@ def _max_or_int(text):
 def read_kernel(files):
     """Every limit this host exposes, in the units of the task's fields (-1 unlimited).
 
-    On v2, cpu_shares and blkio_weight are read as the kernel's weights (see ``to_kernel``)."""
+    On v2, cpu_shares is read as the kernel's cpu.weight (see ``to_kernel``): shares cannot be
+    recovered from it exactly."""
     values = {}
     if files.version == 1:
         values["cpu_shares"] = _int_or_none(files.read("cpu", "cpu.shares"))
@@ -259,23 +265,47 @@ def read_kernel(files):
             quota, _sep, period = cpu_max.partition(" ")
             values["cpu_quota"] = _max_or_int(quota)
             values["cpu_period"] = _int_or_none(period)
-        values["cpuset_cpus"] = files.read("cpuset", "cpuset.cpus") or None
-        values["cpuset_mems"] = files.read("cpuset", "cpuset.mems") or None
+        # An empty v2 cpuset file means "the parent's": what applies is in *.effective.
+        values["cpuset_cpus"] = (files.read("cpuset", "cpuset.cpus")
+                                 or files.read("cpuset", "cpuset.cpus.effective") or None)
+        values["cpuset_mems"] = (files.read("cpuset", "cpuset.mems")
+                                 or files.read("cpuset", "cpuset.mems.effective") or None)
         values["memory"] = _max_or_int(files.read("memory", "memory.max"))
-        values["memory_reservation"] = _max_or_int(files.read("memory", "memory.low"))
+        # memory.low is 0 when there is no reservation (v1 says so with its "unlimited").
+        low = _max_or_int(files.read("memory", "memory.low"))
+        values["memory_reservation"] = UNLIMITED if low == 0 else low
         swap = _max_or_int(files.read("memory", "memory.swap.max"))
         if swap is not None and values["memory"] is not None:
             both_limited = swap != UNLIMITED and values["memory"] != UNLIMITED
             values["memory_swap"] = values["memory"] + swap if both_limited else UNLIMITED
-        weight = files.read("io", "io.bfq.weight") or files.read("io", "io.weight")
-        if weight:
-            values["blkio_weight"] = _int_or_none(weight.split()[-1])
+        # runc writes the 10-1000 weight to io.bfq.weight as it is, and converts it to io.weight's
+        # 1-10000 only when there is no bfq file: read both back in the 10-1000 scale.
+        bfq = _default_weight(files.read("io", "io.bfq.weight"))
+        if bfq is not None:
+            values["blkio_weight"] = bfq
+        else:
+            io_weight = _default_weight(files.read("io", "io.weight"))
+            if io_weight is not None:
+                values["blkio_weight"] = io_weight_to_blkio(io_weight)
         values["pids_limit"] = _max_or_int(files.read("pids", "pids.max"))
     if values.get("cpuset_cpus") is not None:
         values["cpuset_cpus"] = format_cpuset(expand_cpuset(values["cpuset_cpus"]) or set())
     if values.get("cpuset_mems") is not None:
         values["cpuset_mems"] = format_cpuset(expand_cpuset(values["cpuset_mems"]) or set())
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _default_weight(text):
+    """The default weight of a v2 io weight file ("default 100" then per-device "8:0 200" lines)."""
+    if not text:
+        return None
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "default":
+            return _int_or_none(words[1])
+        if len(words) == 1:
+            return _int_or_none(words[0])
+    return None
 
 
 def _int_or_none(text):
@@ -297,6 +327,11 @@ def blkio_to_io_weight(weight):
     return 1 + (weight - 10) * 9999 // 990
 
 
+def io_weight_to_blkio(io_weight):
+    """The inverse of ``blkio_to_io_weight`` (exact for every weight runc can have written)."""
+    return 10 + -(-(io_weight - 1) * 990 // 9999)
+
+
 def to_kernel(field, value, version):
     """The value a cgroup file will hold once ``value`` of ``field`` has been written."""
     if value == UNLIMITED:
@@ -305,8 +340,6 @@ def to_kernel(field, value, version):
         return value - value % PAGE_SIZE
     if field == "cpu_shares" and version == 2:
         return shares_to_weight(value)
-    if field == "blkio_weight" and version == 2:
-        return blkio_to_io_weight(value)
     return value
 
 
