@@ -123,7 +123,7 @@ EXAMPLES = r"""
   oci.runtime.process:
     container: app
     id: log-shipper
-    args: [sh, -c, "while true; do sleep 60; done"]
+    args: [sh, -c, "trap : HUP; while true; do sleep 60 & wait; done"]
     state: running
 
 - name: Ask it to reopen its logs

@@ -106,7 +106,12 @@ class Container(object):
         layout.ensure_state_dir()
         directory = L.make_private_dir(layout.container_dir(container_id))
         L.atomic_write_json(os.path.join(directory, L.STATE_FILE), record)
-        return cls(layout, runtime, container_id, record)
+        container = cls(layout, runtime, container_id, record)
+        if not os.path.isdir(container.init.dir):
+            # Nothing of ours ever ran under this id: spare the runtime a `state` call. (A runtime
+            # container left by someone else under this id makes the create fail, and say so.)
+            container._runtime_state, container._runtime_state_known = None, True
+        return container
 
     def save(self):
         L.atomic_write_json(self.layout.state_file(self.id), self.record)
