@@ -19,9 +19,10 @@ options:
   runtime:
     description:
       - The OCI runtime binary, as a name looked up on E(PATH) or as an absolute path.
+      - Default V(runc) for a new container. An existing container is always driven by the runtime
+        it was created with; with M(oci.runtime.container), a different value recreates it.
       - V(runc) is tested; V(crun) speaks the same command line and is supported where it runs.
     type: str
-    default: runc
   runtime_root:
     description:
       - The runtime's own state directory (its C(--root) option). Unset, the runtime's default is

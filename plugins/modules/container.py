@@ -16,6 +16,8 @@ description:
   - The module is idempotent. A changed C(config.json) in the bundle (its SHA-256 digest) or a
     change of O(bundle), O(runtime), O(runtime_root), O(runtime_args), O(stdin), O(stdout),
     O(stderr) or O(no_pivot_root) recreates the container; a change of O(labels) is applied in place.
+  - Options left out are not compared. An existing container keeps what it was created with (so
+    O(name) and O(state) alone are enough to pause, stop or remove it); a new one gets the defaults.
 author:
   - oci.runtime developers (@oci-runtime)
 extends_documentation_fragment:
@@ -48,10 +50,9 @@ options:
   runtime_args:
     description:
       - Extra global arguments for the runtime, placed before the sub-command (for example
-        V(--systemd-cgroup)).
+        V(--systemd-cgroup)). Default none.
     type: list
     elements: str
-    default: []
   labels:
     description:
       - Labels recorded with the container. When given, they replace the recorded labels (in place,
@@ -74,8 +75,8 @@ options:
   no_pivot_root:
     description:
       - Pass C(--no-pivot) to the runtime's create (needed when the root filesystem is on a ramdisk).
+        Default V(false).
     type: bool
-    default: false
   start_timeout:
     description:
       - Seconds to wait for the runtime to create the container before failing.
@@ -219,12 +220,12 @@ def main():
             name=dict(type="str", required=True),
             bundle=dict(type="path"),
             state=dict(type="str", choices=list(STATES), default="running"),
-            runtime_args=dict(type="list", elements="str", default=[]),
+            runtime_args=dict(type="list", elements="str"),
             labels=dict(type="dict"),
             stdin=dict(type="path"),
             stdout=dict(type="path"),
             stderr=dict(type="path"),
-            no_pivot_root=dict(type="bool", default=False),
+            no_pivot_root=dict(type="bool"),
             start_timeout=dict(type="float", default=30),
             stop_timeout=dict(type="float", default=10),
             stop_signal=dict(type="str", default="SIGTERM"),

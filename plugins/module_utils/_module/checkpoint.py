@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import build_runtime
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
 STATES = ("present", "absent", "restored")
 CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
@@ -40,6 +40,7 @@ class CheckpointConverger(object):
     def _converge(self):
         before = self.store.get(self.name)
         container = core.Container.load(self.layout, self.container_id)
+        status_before = container.status() if container is not None else "absent"
         if self.state == "present":
             checkpoint = self._present(before, container)
         elif self.state == "absent":
@@ -56,7 +57,11 @@ class CheckpointConverger(object):
         if container is not None and not self.check_mode:
             container.forget_runtime_state()
             result["container"] = container.describe()
-        if self.actions:
+        if self.actions and self.state == "restored":
+            status_after = result.get("container", {}).get("status", "running")
+            result["diff"] = {"before": {"container_status": status_before},
+                              "after": {"container_status": status_after}}
+        elif self.actions:
             result["diff"] = {"before": _summary(before), "after": _summary(checkpoint)}
         return result
 
@@ -112,7 +117,7 @@ class CheckpointConverger(object):
                                            % self.container_id)
             self.actions.append("register")
             if not self.check_mode:
-                runtime = OciRuntime(self.params["runtime"], root=self.params.get("runtime_root"))
+                runtime = build_runtime(self.params)
                 container = core.Container.register(self.layout, runtime, self.container_id, bundle)
                 registered = True
         self.actions.append("restore")

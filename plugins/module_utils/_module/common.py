@@ -7,10 +7,11 @@ from __future__ import annotations
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
 DEFAULT_STATE_DIR = "/run/oci-runtime"
+DEFAULT_RUNTIME = "runc"
 
 COMMON_ARGUMENT_SPEC = dict(
     state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
-    runtime=dict(type="str", default="runc"),
+    runtime=dict(type="str"),
     runtime_root=dict(type="path"),
 )
 
@@ -23,6 +24,6 @@ def argument_spec(**specific):
 
 def build_runtime(params, runtime_args=None):
     """The OciRuntime the task asks for (raises RuntimeNotFoundError if the binary is missing)."""
-    return OciRuntime(params["runtime"], root=params.get("runtime_root"),
+    return OciRuntime(params.get("runtime") or DEFAULT_RUNTIME, root=params.get("runtime_root"),
                       runtime_args=runtime_args if runtime_args is not None
                       else params.get("runtime_args"))

@@ -16,7 +16,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import contai
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import load_bundle
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError, InvalidIdError
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
+    DEFAULT_RUNTIME,
+    build_runtime,
+)
 
 RECREATE = "recreate"
 UPDATE = "update"
@@ -49,17 +52,29 @@ LABELS = Option("labels", "labels", UPDATE, current=_labels_of_record,
                 desired=lambda p: None if p.get("labels") is None
                 else {str(k): str(v) for k, v in p["labels"].items()})
 
+
+def _given(name, convert=None):
+    """The task's value of an option, or None when the task leaves it out (then not compared:
+    an existing container keeps what it was created with)."""
+    def desired(params):
+        value = params.get(name)
+        if value is None or convert is None:
+            return value
+        return convert(value)
+    return desired
+
+
 OPTIONS = (
-    Option("bundle", "bundle", RECREATE,
-           desired=lambda p: os.path.normpath(p["bundle"]) if p.get("bundle") else None),
-    Option("runtime", "runtime", RECREATE),
-    Option("runtime_root", "runtimeRoot", RECREATE, desired=lambda p: p.get("runtime_root") or ""),
-    Option("runtime_args", "runtimeArgs", RECREATE,
-           desired=lambda p: list(p.get("runtime_args") or [])),
-    Option("stdin", "stdin", RECREATE, desired=lambda p: p.get("stdin") or ""),
-    Option("stdout", "stdout", RECREATE, desired=lambda p: p.get("stdout") or ""),
-    Option("stderr", "stderr", RECREATE, desired=lambda p: p.get("stderr") or ""),
-    Option("no_pivot_root", "noPivotRoot", RECREATE, desired=lambda p: bool(p.get("no_pivot_root")),
+    Option("bundle", "bundle", RECREATE, desired=_given("bundle", os.path.normpath)),
+    Option("runtime", "runtime", RECREATE, desired=_given("runtime")),
+    Option("runtime_root", "runtimeRoot", RECREATE, desired=_given("runtime_root", os.path.normpath),
+           current=lambda r: r.get("runtimeRoot") or None),
+    Option("runtime_args", "runtimeArgs", RECREATE, desired=_given("runtime_args", list),
+           current=lambda r: list(r.get("runtimeArgs") or [])),
+    Option("stdin", "stdin", RECREATE, desired=_given("stdin")),
+    Option("stdout", "stdout", RECREATE, desired=_given("stdout")),
+    Option("stderr", "stderr", RECREATE, desired=_given("stderr")),
+    Option("no_pivot_root", "noPivotRoot", RECREATE, desired=_given("no_pivot_root", bool),
            current=lambda r: bool(r.get("noPivotRoot"))),
     LABELS,
 )
@@ -102,15 +117,18 @@ class ContainerConverger(object):
         self.layout = L.Layout(params["state_dir"])
         self.actions = []
         self.bundle_config = None
+        self.kept_labels = {}  # a recreate keeps the recorded labels unless the task gives some
         self._runtime = None
 
     @property
     def runtime(self):
         """The runtime the task asks for; built (and its binary checked) only when needed."""
-        if self._runtime is None:
-            self._runtime = OciRuntime(self.params["runtime"], root=self.params.get("runtime_root"),
-                                       runtime_args=self.params.get("runtime_args"))
+        self._require_runtime()
         return self._runtime
+
+    def _require_runtime(self):
+        if self._runtime is None:
+            self._runtime = build_runtime(self.params)
 
     def run(self):
         if self.check_mode:
@@ -158,6 +176,8 @@ class ContainerConverger(object):
             if recreate:
                 if bundle_config is None:
                     load_bundle(container.record["bundle"])  # raises: say what is missing
+                self._require_runtime()  # a missing binary fails here, before the removal
+                self.kept_labels = container.labels
                 self._note("recreate", "because " + ", ".join(d[0] for d in recreate) + " changed")
                 self._remove(container, before["status"])
                 container, status = None, "absent"
@@ -218,9 +238,10 @@ class ContainerConverger(object):
         self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
         if self.check_mode:
             return _PlannedContainer(self, bundle_config)
+        labels = LABELS.desired(self.params)
         return core.Container.register(
             self.layout, self.runtime, self.name, bundle_config.bundle,
-            labels=LABELS.desired(self.params) or {}, stdio=_stdio(self.params),
+            labels=labels if labels is not None else self.kept_labels, stdio=_stdio(self.params),
             no_pivot_root=self.params.get("no_pivot_root"))
 
     def _update(self, container, updates):
@@ -254,14 +275,18 @@ class ContainerConverger(object):
         if not self.actions:
             after = before
         elif self.check_mode:
-            after = dict(before) if before["status"] != "absent" else {}
+            after = dict(before) if before["status"] != "absent" else {
+                "pid": None, "shim_pid": None, "exit_status": None, "created": None, "labels": {},
+                "runtime": DEFAULT_RUNTIME}
             after.update(self._predicted(predicted_status))
         else:
             after = container.describe()
         return self._result(before, after, container=after)
 
     def _predicted(self, status):
-        predicted = {"id": self.name, "status": status, "runtime": self.params["runtime"]}
+        predicted = {"id": self.name, "status": status}
+        if self.params.get("runtime"):
+            predicted["runtime"] = self.params["runtime"]
         if self.bundle_config is not None:
             predicted.update({"bundle": self.bundle_config.bundle,
                               "config_digest": self.bundle_config.digest})
@@ -270,6 +295,8 @@ class ContainerConverger(object):
         if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
                                                    for a in self.actions):
             predicted.update({"pid": None, "shim_pid": None, "exit_status": None})
+        if status == "stopped":
+            predicted.update({"pid": None, "shim_pid": None})
         return predicted
 
     def _result(self, before, after, container):

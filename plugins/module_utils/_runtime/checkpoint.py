@@ -74,6 +74,9 @@ def criu_errors(log_path, limit=3):
         return ""
     errors = [line.split(": ", 1)[-1].strip() for line in lines
               if "Error (" in line and not any(b in line for b in _BENIGN_CRIU_ERRORS)]
+    if not errors and lines:
+        # Some failures (a missing image) are only said in CRIU's last words.
+        return "%s (last line of %s)" % (lines[-1].split(": ", 1)[-1].strip(), log_path)
     return "; ".join(errors[:limit])
 
 

@@ -14,8 +14,15 @@ import time
 from . import layout as L
 from .bundle import load_bundle
 from .oci import OciRuntime
-from .errors import ContainerExitedError, ContainerNotRunningError, RuntimeCommandError, StateError
-from .process import ProcessRecord, launch, prepare_process_dir
+from .errors import (
+    ContainerExitedError,
+    ContainerNotRunningError,
+    RuntimeCommandError,
+    RuntimeCoreError,
+    StateError,
+)
+from .mounts import remove_empty_cgroups, unmount_below
+from .process import STDERR_LOG, STDOUT_LOG, ProcessRecord, launch, prepare_process_dir
 
 # The seed's states, plus "created" (the runtime created it but it was never started).
 RUNNING = "running"
@@ -212,9 +219,13 @@ class Container(object):
     def restore(self, checkpoint_name, image_path, work_path, extra_args, criu, timeout):
         """Restore the init process from CRIU images under a new shim (runtime ``restore
         --detach``); the container then runs. The images are only read, never changed."""
-        self._launch_init(timeout, lambda pid_file, log_file: self.runtime.restore_argv(
-            self.id, self.record["bundle"], image_path, work_path, pid_file, log_file, criu,
-            extra_args, self.record.get("noPivotRoot")), checkpoint_name)
+        try:
+            self._launch_init(timeout, lambda pid_file, log_file: self.runtime.restore_argv(
+                self.id, self.record["bundle"], image_path, work_path, pid_file, log_file, criu,
+                extra_args, self.record.get("noPivotRoot")), checkpoint_name)
+        except Exception:
+            unmount_below([work_path])  # CRIU's cgroup yard, when CRIU was killed mid-restore
+            raise
 
     def _launch_init(self, timeout, build_argv, checkpoint_name=""):
         config = load_bundle(self.record["bundle"])
@@ -230,7 +241,8 @@ class Container(object):
             "rootGID": gid,
         })
         stdio = prepare_process_dir(self.init, spec, self.record.get("stdin"),
-                                    self.record.get("stdout"), self.record.get("stderr"))
+                                    self.record.get("stdout"), self.record.get("stderr"),
+                                    fresh=False)
         argv = build_argv(self.init.path(L.PID_FILE), self.init.path(L.RUNTIME_LOG_FILE))
         self.record["configDigest"] = config.digest
         self.record["created"] = utc_now()
@@ -263,7 +275,7 @@ class Container(object):
         try:
             launch(self.layout, record, argv, stdio, timeout)
         except Exception:
-            record.kill_shim()
+            record.kill_shim(group=True)
             L.remove_tree(record.dir)
             raise
         return record
@@ -327,20 +339,34 @@ class Container(object):
         self.forget_runtime_state()
 
     def _reset_init(self):
-        """Drop the runtime's old container and the old init records, to start afresh."""
+        """Drop the runtime's old container and the old init records, to start afresh. The default
+        stdout/stderr logs are kept: a restarted or restored container appends to them."""
         if self.runtime_state() is not None:
             self.runtime.delete(self.id, force=True)
         self._kill_shim()
-        L.remove_tree(self.init.dir)
+        L.clear_dir(self.init.dir, keep=(STDOUT_LOG, STDERR_LOG))
         self.forget_runtime_state()
 
     def _cleanup_failed_create(self):
+        # The shim's whole process group: a runtime verb or CRIU still running under it must not
+        # carry on (or loop) after we gave up on it.
+        self.init.kill_shim(group=True)
         try:
             self.runtime.delete(self.id, force=True)
         except RuntimeCommandError:
             pass
-        self._kill_shim()
+        root = self.runtime.root or "/run/runc"
+        unmount_below([os.path.join(root, self.id)])
+        remove_empty_cgroups(self._cgroups_path())
         self.forget_runtime_state()
+
+    def _cgroups_path(self):
+        """Where runc puts the container's cgroup: linux.cgroupsPath, or /<id> by default."""
+        try:
+            path = (load_bundle(self.record["bundle"]).config.get("linux") or {}).get("cgroupsPath")
+        except RuntimeCoreError:
+            path = None
+        return path if path and path.startswith("/") else "/" + self.id
 
     def _kill_shim(self):
         self.init.kill_shim()

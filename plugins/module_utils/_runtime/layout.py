@@ -220,6 +220,17 @@ def remove_tree(path):
             raise StateError("cannot remove %s: %s" % (path, exc.strerror))
 
 
+def clear_dir(path, keep=()):
+    """Remove everything in ``path`` except the entries named in ``keep`` (no symlink followed)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        if name not in keep:
+            remove_tree(os.path.join(path, name))
+
+
 def _unlink_quietly(path):
     try:
         os.unlink(path)

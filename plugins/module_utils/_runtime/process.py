@@ -44,6 +44,28 @@ def pid_alive(pid, start_time):
     return start_time is None or current == start_time
 
 
+def descendants(pid):
+    """Pids of every live descendant of ``pid`` (from /proc), children before grandchildren."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as handle:
+                text = handle.read()
+        except (IOError, OSError):
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 class ProcessRecord(object):
     """Read-side view of one process directory; every property reads the disk afresh."""
 
@@ -132,11 +154,16 @@ class ProcessRecord(object):
                              % (self.id, pid, self.container_id, exc.strerror))
         return True
 
-    def kill_shim(self):
+    def kill_shim(self, group=False):
+        """SIGKILL the shim; with ``group``, first everything it started, CRIU's restorers
+        included (they leave its process group, so a killpg would miss them)."""
         shim_pid, alive = self.shim()
-        if alive:
+        if not alive:
+            return
+        victims = descendants(shim_pid) if group else []
+        for pid in victims + [shim_pid]:
             try:
-                os.kill(shim_pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
 
@@ -180,9 +207,11 @@ def install_shim(layout):
     return path
 
 
-def prepare_process_dir(record, spec, stdin, stdout, stderr):
-    """Create a fresh process directory with process.json and the fifos; return stdio paths."""
-    L.remove_tree(record.dir)
+def prepare_process_dir(record, spec, stdin, stdout, stderr, fresh=True):
+    """Create the process directory with process.json and the fifos; return stdio paths. ``fresh``
+    empties it first (else the caller has cleared it, keeping what it wants)."""
+    if fresh:
+        L.remove_tree(record.dir)
     L.make_private_dir(record.dir)
     stdio = {
         "stdin": stdin or os.devnull,

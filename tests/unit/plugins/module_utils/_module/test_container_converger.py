@@ -122,7 +122,7 @@ def test_undeclared_options_are_not_compared(tmp_path):
 @pytest.mark.parametrize("params,expected", [
     ({"bundle": "/srv/other"}, ("bundle", "recreate", "/srv/b", "/srv/other")),
     ({"runtime": "crun"}, ("runtime", "recreate", "runc", "crun")),
-    ({"runtime_root": "/run/r"}, ("runtime_root", "recreate", "", "/run/r")),
+    ({"runtime_root": "/run/r"}, ("runtime_root", "recreate", None, "/run/r")),
     ({"runtime_args": ["--debug"]}, ("runtime_args", "recreate", [], ["--debug"])),
     ({"stdin": "/dev/zero"}, ("stdin", "recreate", "", "/dev/zero")),
     ({"stdout": "/tmp/o"}, ("stdout", "recreate", "", "/tmp/o")),
