@@ -9,7 +9,8 @@
 #   3. An offline stand-in for the get-pip script that ansible-test downloads when it bootstraps pip in its
 #      own virtual environments (its host is not reachable here). It embeds a pip wheel fetched from the
 #      package registry with `pip download` and cached under ~/.cache/oci-runtime/.
-#   4. A check that runc, busybox and the venv's ansible run.
+#   4. CRIU >= 4 that passes `criu check`, with iptables for its network lock (scripts/setup-criu.sh).
+#   5. A check that runc, busybox and the venv's ansible run.
 #
 # Every step checks before it acts, so a second run changes nothing and takes well under a second.
 set -euo pipefail
