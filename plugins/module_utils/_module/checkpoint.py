@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import build_runtime
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import build_runtime, run_locked
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -31,11 +31,7 @@ class CheckpointConverger(object):
         self.actions = []
 
     def run(self):
-        if self.check_mode:
-            return self._converge()
-        self.layout.ensure_state_dir()
-        with L.ContainerLock(self.layout, self.container_id):
-            return self._converge()
+        return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
 
     def _converge(self):
         before = self.store.get(self.name)

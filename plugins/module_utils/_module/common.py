@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
 DEFAULT_STATE_DIR = "/run/oci-runtime"
@@ -14,6 +15,16 @@ COMMON_ARGUMENT_SPEC = dict(
     runtime=dict(type="str"),
     runtime_root=dict(type="path"),
 )
+
+
+def run_locked(layout, container_id, check_mode, converge):
+    """Run ``converge()`` under the container's lock. Check mode touches nothing, not even the
+    state dir, so it takes no lock (it only reads)."""
+    if check_mode:
+        return converge()
+    layout.ensure_state_dir()
+    with ContainerLock(layout, container_id):
+        return converge()
 
 
 def argument_spec(**specific):

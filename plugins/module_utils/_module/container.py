@@ -19,12 +19,31 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     DEFAULT_RUNTIME,
     build_runtime,
+    run_locked,
 )
 
 RECREATE = "recreate"
 UPDATE = "update"
 
 STATES = ("running", "paused", "stopped", "absent")
+
+# The container module's own options (the common ones come from common.argument_spec); the plural
+# module takes the same ones for each item of its ``containers`` list.
+CONTAINER_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    bundle=dict(type="path"),
+    state=dict(type="str", choices=list(STATES), default="running"),
+    runtime_args=dict(type="list", elements="str"),
+    labels=dict(type="dict"),
+    stdin=dict(type="path"),
+    stdout=dict(type="path"),
+    stderr=dict(type="path"),
+    no_pivot_root=dict(type="bool"),
+    start_timeout=dict(type="float", default=30),
+    stop_timeout=dict(type="float", default=10),
+    stop_signal=dict(type="str", default="SIGTERM"),
+    force_recreate=dict(type="bool", default=False),
+)
 
 
 class Option(object):
@@ -106,18 +125,25 @@ def _stdio(params):
 
 
 class ContainerConverger(object):
-    """Converges one container to the task's declaration; ``run()`` returns the module result."""
+    """Converges one container to the task's declaration; ``run()`` returns the module result.
 
-    def __init__(self, params, check_mode=False):
+    ``extra_labels`` (used by the plural module for its managed-by label) are labels the container
+    must carry on top of the task's: with ``labels`` given, the recorded labels must be exactly
+    both; with ``labels`` left out, the recorded labels are kept and the extra ones added.
+    """
+
+    def __init__(self, params, check_mode=False, extra_labels=None):
         validate_params(params)
         self.params = params
         self.check_mode = check_mode
+        self.extra_labels = {str(k): str(v) for k, v in (extra_labels or {}).items()}
         self.name = params["name"]
         self.state = params["state"]
         self.layout = L.Layout(params["state_dir"])
         self.actions = []
         self.bundle_config = None
         self.kept_labels = {}  # a recreate keeps the recorded labels unless the task gives some
+        self._before_labels = {}
         self._runtime = None
 
     @property
@@ -130,12 +156,22 @@ class ContainerConverger(object):
         if self._runtime is None:
             self._runtime = build_runtime(self.params)
 
-    def run(self):
-        if self.check_mode:
-            return self._converge()
-        self.layout.ensure_state_dir()
-        with L.ContainerLock(self.layout, self.name):
-            return self._converge()
+    def run(self, only_if=None):
+        """Converge and return the module result. ``only_if(container)`` (the recorded Container
+        or None), asked under the container's lock, can veto the converge: run() then returns
+        None and does nothing."""
+        return run_locked(self.layout, self.name, self.check_mode,
+                          lambda: self._converge(only_if))
+
+    def wanted_labels(self, current):
+        """The labels the container must end up with, given the ``current`` ones (the record's,
+        or those a recreate keeps); None when the task does not declare labels at all."""
+        labels = LABELS.desired(self.params)
+        if not self.extra_labels:
+            return labels
+        labels = dict(current if labels is None else labels)
+        labels.update(self.extra_labels)
+        return labels
 
     # --- compare ------------------------------------------------------------------------------
 
@@ -144,7 +180,10 @@ class ContainerConverger(object):
         found = []
         record = container.record
         for option in OPTIONS:
-            wanted = option.desired(self.params)
+            if option is LABELS:
+                wanted = self.wanted_labels(option.current(record))
+            else:
+                wanted = option.desired(self.params)
             if wanted is None:
                 continue  # not declared: whatever is recorded is fine
             have = option.current(record)
@@ -158,9 +197,12 @@ class ContainerConverger(object):
 
     # --- converge -----------------------------------------------------------------------------
 
-    def _converge(self):
+    def _converge(self, only_if=None):
         container = core.Container.load(self.layout, self.name)
+        if only_if is not None and not only_if(container):
+            return None
         before = self._view(container)
+        self._before_labels = dict(before.get("labels") or {})
         if self.state == "absent":
             if container is not None:
                 self._remove(container, before["status"])
@@ -238,7 +280,7 @@ class ContainerConverger(object):
         self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
         if self.check_mode:
             return _PlannedContainer(self, bundle_config)
-        labels = LABELS.desired(self.params)
+        labels = self.wanted_labels(self.kept_labels)
         return core.Container.register(
             self.layout, self.runtime, self.name, bundle_config.bundle,
             labels=labels if labels is not None else self.kept_labels, stdio=_stdio(self.params),
@@ -290,8 +332,11 @@ class ContainerConverger(object):
         if self.bundle_config is not None:
             predicted.update({"bundle": self.bundle_config.bundle,
                               "config_digest": self.bundle_config.digest})
-        if self.params.get("labels") is not None:
-            predicted["labels"] = LABELS.desired(self.params)
+        labels = self.wanted_labels(self.kept_labels if any(a.startswith("recreate")
+                                                            for a in self.actions)
+                                    else self._before_labels)
+        if labels is not None:
+            predicted["labels"] = labels
         if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
                                                    for a in self.actions):
             predicted.update({"pid": None, "shim_pid": None, "exit_status": None})

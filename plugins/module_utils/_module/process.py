@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_locked
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as proc
@@ -21,6 +22,24 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 )
 
 STATES = ("running", "exited", "absent")
+
+# The process module's own options (the common ones come from common.argument_spec); the plural
+# module takes the same ones, but ``container``, for each item of a container's ``processes``.
+PROCESS_OPTIONS = dict(
+    container=dict(type="str", required=True),
+    id=dict(type="str", required=True),
+    args=dict(type="list", elements="str"),
+    env=dict(type="dict"),
+    cwd=dict(type="str"),
+    user=dict(type="str"),
+    stdin=dict(type="path"),
+    stdout=dict(type="path"),
+    stderr=dict(type="path"),
+    state=dict(type="str", choices=list(STATES), default="exited"),
+    timeout=dict(type="float"),
+    start_timeout=dict(type="float", default=30),
+    signal=dict(type="str"),
+)
 OUTPUT_LIMIT = 65536  # bytes of stdout/stderr returned (the end of the output)
 ABSENT_GRACE = 10.0
 
@@ -92,12 +111,8 @@ class ProcessConverger(object):
         self.warnings = []
 
     def run(self):
-        if self.check_mode:
-            return self._finish(self._converge())
-        self.layout.ensure_state_dir()
-        with L.ContainerLock(self.layout, self.container_id):
-            result = self._converge()
-        if self.state == "exited" and result["status"] == proc.RUNNING:
+        result = run_locked(self.layout, self.container_id, self.check_mode, self._converge)
+        if self.state == "exited" and result["status"] == proc.RUNNING and not self.check_mode:
             result = self._wait_for_exit(result)
         return self._finish(result)
 

@@ -5,11 +5,30 @@ read the kernel again and fail if it did not take what was sent."""
 
 from __future__ import annotations
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_locked
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
 
 UPDATABLE_STATUSES = (core.RUNNING, core.PAUSED)
+
+# The resource_update module's own options (the common ones come from common.argument_spec); the
+# plural module takes the same ones, but ``container``, as each container's ``resources``.
+RESOURCE_OPTIONS = dict(
+    container=dict(type="str", required=True),
+    cpu_shares=dict(type="int"),
+    blkio_weight=dict(type="int"),
+    cpu_period=dict(type="int"),
+    cpu_quota=dict(type="int"),
+    cpuset_cpus=dict(type="str"),
+    cpuset_mems=dict(type="str"),
+    kernel_memory=dict(type="raw"),
+    kernel_tcp_memory=dict(type="raw"),
+    memory=dict(type="raw"),
+    memory_reservation=dict(type="raw"),
+    memory_swap=dict(type="raw"),
+    pids_limit=dict(type="int"),
+)
 
 
 class ResourceConverger(object):
@@ -23,11 +42,7 @@ class ResourceConverger(object):
         self.warnings = []
 
     def run(self):
-        if self.check_mode:
-            return self._converge()
-        self.layout.ensure_state_dir()
-        with L.ContainerLock(self.layout, self.container_id):
-            return self._converge()
+        return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
 
     def _converge(self):
         container = core.Container.load(self.layout, self.container_id)
