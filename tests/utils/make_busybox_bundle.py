@@ -20,7 +20,8 @@ changed. Standard library only, Python 3.8+.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import importlib.util
 import os
 import stat
 import struct
@@ -37,58 +38,41 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexisten
 GROUP = "root:x:0:\nnobody:x:65534:\n"
 PT_INTERP = 3
 
-_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-
 
 class BundleBuildError(Exception):
     """The bundle cannot be built (busybox missing or not static, DEST unusable)."""
 
 
+def _core_spec():
+    """The collection's ``plugins/module_utils/_runtime/spec.py`` (runc's default spec lives there),
+    loaded from this checkout whether or not ``ansible_collections.oci.runtime`` is importable."""
+    name = "_oci_runtime_core_for_tests"
+    if name + ".spec" in sys.modules:
+        return sys.modules[name + ".spec"]
+    package_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               "plugins", "module_utils", "_runtime")
+    if name not in sys.modules:
+        package_spec = importlib.util.spec_from_file_location(
+            name, os.path.join(package_dir, "__init__.py"), submodule_search_locations=[package_dir])
+        package = importlib.util.module_from_spec(package_spec)
+        sys.modules[name] = package
+        package_spec.loader.exec_module(package)
+    return importlib.import_module(name + ".spec")
+
+
 def runc_spec(args=None, env=None, hostname=None):
     """Return the config that ``runc spec`` writes, with terminal off, a writable root and these values."""
-    process_env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]
+    config = _core_spec().default_spec()
+    process_env = config["process"]["env"]
     for item in _env_items(env):
         key = item.split("=", 1)[0]
         process_env = [e for e in process_env if e.split("=", 1)[0] != key]
         process_env.append(item)
-    return {
-        "ociVersion": "1.0.2-dev",
-        "process": {
-            "terminal": False,
-            "user": {"uid": 0, "gid": 0},
-            "args": list(DEFAULT_ARGS if args is None else args),
-            "env": process_env,
-            "cwd": "/",
-            "capabilities": {name: list(_CAPS) for name in ("bounding", "effective", "permitted", "ambient")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": False},
-        "hostname": DEFAULT_HOSTNAME if hostname is None else hostname,
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                            "/proc/scsi"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
+    config["process"]["args"] = list(DEFAULT_ARGS if args is None else args)
+    config["process"]["env"] = process_env
+    config["root"]["readonly"] = False
+    config["hostname"] = DEFAULT_HOSTNAME if hostname is None else hostname
+    return config
 
 
 def _env_items(env):
@@ -106,7 +90,7 @@ def _env_items(env):
 
 def config_bytes(args=None, env=None, hostname=None):
     """The config.json bytes, formatted as runc formats them (tab indent, no final newline)."""
-    return json.dumps(runc_spec(args, env, hostname), indent="\t").encode("utf-8")
+    return _core_spec().config_bytes(runc_spec(args, env, hostname))
 
 
 def _check_static(path):

@@ -1,0 +1,127 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging one bundle directory: compare the task's source and config with what was built,
+then build, write and swap only what differs.
+
+The root filesystem is compared by the digest of its source (recorded in the bundle's metadata
+file), config.json by its exact bytes. Check mode computes the same plan (reading the sources,
+never writing) and predicts the digests. Nothing here calls ``fail_json``: core errors propagate
+to the module's ``main()``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import rootfs as R
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import spec as S
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import config_digest
+
+STATES = ("present", "absent")
+
+
+def _text(data):
+    return "" if data is None else data.decode("utf-8", "replace")
+
+
+class BundleConverger(object):
+    """Converges one bundle to the task's declaration; ``run()`` returns the module result."""
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.path = R.check_bundle_path(params["path"])
+        self.state = params.get("state") or "present"
+        self.allow_devices = bool(params.get("allow_devices"))
+        self.settings = S.check_settings(params) if self.state == "present" else None
+        self.actions = []
+        self.warnings = []
+
+    def run(self):
+        if self.state == "absent":
+            return self._absent()
+        source = R.make_source(self.params, self.path)  # bad input fails before anything is made
+        self.warnings.extend(source.warnings)
+        if self.check_mode:
+            return self._present(source)
+        if not os.path.isdir(self.path):
+            self._note("create bundle directory")
+        R.make_bundle_dir(self.path)
+        with R.BundleLock(self.path):
+            for leftover in R.leftovers(self.path):
+                R.discard(leftover)  # of an interrupted run; never a change
+            return self._present(source)
+
+    # --- present ------------------------------------------------------------------------------
+
+    def _present(self, source):
+        exists = os.path.isdir(self.path)
+        if self.check_mode and not exists:
+            self._note("create bundle directory")
+        meta = R.read_metadata(self.path) if exists else None
+        wanted = R.source_record(source, self.allow_devices)
+        rebuild = not (meta and meta.get("source") == wanted and R.rootfs_is_dir(self.path))
+        new = None
+        try:
+            if rebuild:
+                self._note("build rootfs", "from %s %s" % (source.kind, source.digest))
+                if self.check_mode:
+                    read_file = R.source_file_reader(source)
+                else:
+                    new = R.build_rootfs(self.path, source, self.allow_devices)
+                    read_file = R.user_file_reader(new)
+            else:
+                read_file = R.user_file_reader(os.path.join(self.path, R.ROOTFS_DIR))
+            config = S.build_config(self.settings, image_config=source.image_config,
+                                    rootfs_digest=source.digest, read_file=read_file)
+            data = S.config_bytes(config)
+            current = R.read_config_bytes(self.path) if exists else None
+            if data != current:
+                self._note("write config.json")
+                if not self.check_mode:
+                    R.write_config(self.path, data)
+            if new is not None:
+                R.swap_rootfs(self.path, new)
+                new = None
+        finally:
+            if new is not None:
+                R.discard(new)
+        digest = config_digest(data)
+        wanted_meta = R.metadata(source, self.allow_devices, digest)
+        if wanted_meta != meta:
+            self._note("write metadata")
+            if not self.check_mode:
+                R.write_metadata(self.path, wanted_meta)
+        result = self._result(before=current, after=data)
+        result.update({"config_digest": digest, "rootfs_digest": source.digest})
+        if source.image_digest:
+            result["image_digest"] = source.image_digest
+        return result
+
+    # --- absent -------------------------------------------------------------------------------
+
+    def _absent(self):
+        if not R.removable(self.path):
+            return self._result(None, None)
+        before = R.read_config_bytes(self.path)
+        self._note("remove bundle")
+        if not self.check_mode:
+            with R.BundleLock(self.path):
+                R.remove_bundle(self.path)
+        return self._result(before, None)
+
+    # --- result -------------------------------------------------------------------------------
+
+    def _note(self, action, why=""):
+        self.actions.append(action + (": " + why if why else ""))
+
+    def _result(self, before, after):
+        changed = bool(self.actions)
+        result = {"changed": changed, "path": self.path, "actions": list(self.actions)}
+        if changed:
+            header = os.path.join(self.path, R.CONFIG_FILE)
+            result["diff"] = {"before_header": header, "after_header": header,
+                              "before": _text(before), "after": _text(after)}
+        if self.warnings:
+            result["warnings"] = list(self.warnings)
+        return result

@@ -1,0 +1,451 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A bundle's root filesystem: where it comes from, how it is built and swapped in, and the small
+metadata file that makes the bundle module idempotent by content.
+
+::
+
+    <bundle>/config.json                  written by the bundle module (spec.py)
+    <bundle>/rootfs/                      the root filesystem
+    <bundle>/.oci-runtime-bundle.json     what the bundle was built from (see ``metadata``)
+    <bundle>/rootfs.new-*/                a root filesystem being built (removed on failure)
+    <bundle>/rootfs.old-*/                the previous one while it is being removed
+
+A source (archive, directory, image) has a digest that identifies its content: the archive's
+sha256, the digest of the image manifest for this platform, or, for a directory, a digest over the
+listing of its tree (relative paths, types, modes, owners, sizes, mtimes, link targets; not the
+contents, which would mean reading every file on every run). The recorded source is compared with
+the task's; only a difference (or a missing ``rootfs/``) rebuilds. A rebuild writes a complete new
+tree next to the old one and swaps it in with one ``renameat2(RENAME_EXCHANGE)`` (two renames where
+that is not available), so a failed build leaves the previous bundle as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import stat
+import tempfile
+import time
+
+from . import layout as L
+from .archive import (
+    ArchiveError,
+    HashingReader,
+    RootfsWriter,
+    copy_tree,
+    decompressed,
+    extract_tar,
+    file_digest,
+    read_in_root,
+    scan_tar,
+    sniff_file,
+    tree_digest,
+)
+from .errors import BundleError, LockTimeoutError, StateError
+from .image import ImageLayout
+
+ROOTFS_DIR = "rootfs"
+META_FILE = ".oci-runtime-bundle.json"
+CONFIG_FILE = "config.json"
+NEW_PREFIX = "rootfs.new-"
+OLD_PREFIX = "rootfs.old-"
+META_SCHEMA = 1
+# Bumped when the way a root filesystem is written changes, so that bundles are rebuilt.
+BUILD_FORMAT = 1
+USER_FILES = ("etc/passwd", "etc/group")
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+class ArchiveSource(object):
+    """A tar archive (plain, gzip, xz, bzip2) holding the root filesystem."""
+
+    kind = "archive"
+    image_config = None
+    image_digest = None
+
+    def __init__(self, path):
+        if not path or not os.path.isabs(path):
+            raise BundleError("rootfs_archive must be an absolute path, got %r" % (path,),
+                              field="rootfs_archive")
+        self.path = os.path.normpath(path)
+        if not os.path.isfile(self.path):
+            raise BundleError("rootfs_archive %s does not exist or is not a file" % self.path,
+                              field="rootfs_archive", path=self.path)
+        self.warnings = []
+        self._digest = None
+
+    @property
+    def digest(self):
+        if self._digest is None:
+            self._digest = file_digest(self.path)
+        return self._digest
+
+    def _open(self):
+        compression = sniff_file(self.path)
+        try:
+            raw = open(self.path, "rb")
+        except (IOError, OSError) as exc:
+            raise ArchiveError("cannot read %s: %s" % (self.path, exc.strerror), path=self.path)
+        hashed = HashingReader(raw)
+        try:
+            return raw, hashed, decompressed(hashed, compression, "rootfs_archive %s" % self.path)
+        except BaseException:
+            raw.close()
+            raise
+
+    def build(self, writer):
+        what = "rootfs_archive %s" % self.path
+        raw, hashed, stream = self._open()
+        with raw:
+            writer.what = what
+            extract_tar(stream, writer, what)
+            try:
+                while stream.read(1 << 20):
+                    pass
+                hashed.drain()
+            except (IOError, OSError, EOFError, ValueError) as exc:
+                raise ArchiveError("cannot read %s: %s" % (what, exc))
+        if hashed.digest != self.digest:
+            raise ArchiveError("%s changed while it was extracted: refusing it" % what)
+
+    def read_files(self, names):
+        raw, dummy, stream = self._open()
+        with raw:
+            return scan_tar(stream, names, dict.fromkeys(names), "rootfs_archive %s" % self.path)
+
+
+class DirectorySource(object):
+    """A directory tree copied as it is."""
+
+    kind = "directory"
+    image_config = None
+    image_digest = None
+
+    def __init__(self, path, bundle):
+        if not path or not os.path.isabs(path):
+            raise BundleError("rootfs_dir must be an absolute path, got %r" % (path,),
+                              field="rootfs_dir")
+        self.path = os.path.normpath(path)
+        if not os.path.isdir(self.path):
+            raise BundleError("rootfs_dir %s does not exist or is not a directory" % self.path,
+                              field="rootfs_dir", path=self.path)
+        real, real_bundle = os.path.realpath(self.path), os.path.realpath(bundle)
+        if _inside(real, real_bundle) or _inside(real_bundle, real):
+            raise BundleError("rootfs_dir %s and the bundle %s must not contain one another"
+                              % (self.path, bundle), field="rootfs_dir")
+        self.warnings = []
+        self._digest = None
+
+    @property
+    def digest(self):
+        if self._digest is None:
+            self._digest = tree_digest(self.path)
+        return self._digest
+
+    def build(self, writer):
+        copy_tree(self.path, writer, "rootfs_dir %s" % self.path)
+
+    def read_files(self, names):
+        return {name: _encode(read_in_root(self.path, name)) for name in names}
+
+
+class ImageSource(object):
+    """An OCI image layout; resolving the tag reads and verifies the manifest and config."""
+
+    kind = "image"
+
+    def __init__(self, path, ref=None, host=None):
+        self.layout = ImageLayout(path)
+        self.path = self.layout.path
+        self.image = self.layout.resolve(ref, host)
+        self.warnings = list(self.image.warnings)
+
+    @property
+    def digest(self):
+        return self.image.manifest_digest
+
+    @property
+    def image_digest(self):
+        return self.image.digest
+
+    @property
+    def image_config(self):
+        return self.image.config
+
+    def build(self, writer):
+        self.image.apply(writer)
+
+    def read_files(self, names):
+        return self.image.read_files(list(names))
+
+
+def make_source(params, bundle):
+    """The source the task names (exactly one of rootfs_archive, rootfs_dir, image)."""
+    given = [k for k in ("rootfs_archive", "rootfs_dir", "image") if params.get(k)]
+    if len(given) != 1:
+        raise BundleError("give exactly one of rootfs_archive, rootfs_dir and image (got %s)"
+                          % (", ".join(given) or "none"))
+    if params.get("image_ref") is not None and not params.get("image"):
+        raise BundleError("image_ref needs image", field="image_ref")
+    if given[0] == "rootfs_archive":
+        return ArchiveSource(params["rootfs_archive"])
+    if given[0] == "rootfs_dir":
+        return DirectorySource(params["rootfs_dir"], bundle)
+    return ImageSource(params["image"], params.get("image_ref"))
+
+
+def source_record(source, allow_devices):
+    """What the metadata file records of a source; a difference means a rebuild."""
+    return {"type": source.kind, "digest": source.digest, "allowDevices": bool(allow_devices),
+            "format": BUILD_FORMAT}
+
+
+def _inside(path, directory):
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _encode(text):
+    return None if text is None else text.encode("utf-8")
+
+
+# --- metadata -------------------------------------------------------------------------------------
+
+def read_metadata(bundle):
+    """The bundle's metadata, or None when it has none (or an unreadable one: rebuild)."""
+    try:
+        meta = L.read_json(os.path.join(bundle, META_FILE))
+    except StateError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def metadata(source, allow_devices, config_digest):
+    meta = {"schemaVersion": META_SCHEMA, "source": source_record(source, allow_devices),
+            "configDigest": config_digest}
+    if source.image_digest:
+        meta["imageDigest"] = source.image_digest
+    return meta
+
+
+def write_metadata(bundle, meta):
+    L.atomic_write_json(os.path.join(bundle, META_FILE), meta)
+
+
+def read_config_bytes(bundle):
+    """The bytes of ``<bundle>/config.json``, None when there is none. Never follows a symlink."""
+    path = os.path.join(bundle, CONFIG_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise BundleError("cannot read %s: %s" % (path, exc.strerror), path=path)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def write_config(bundle, data):
+    L.atomic_write(os.path.join(bundle, CONFIG_FILE), data, mode=0o644)
+
+
+# --- the root filesystem --------------------------------------------------------------------------
+
+def rootfs_is_dir(bundle):
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(bundle, ROOTFS_DIR)).st_mode)
+    except OSError:
+        return False
+
+
+def user_file_reader(root):
+    """``read_file(relpath)`` for spec.resolve_user, reading a built tree (resolved inside it)."""
+    return lambda relpath: read_in_root(root, relpath)
+
+
+def source_file_reader(source):
+    """``read_file(relpath)`` reading the source itself (nothing is written), loaded once."""
+    cache = {}
+
+    def read(relpath):
+        if not cache:
+            cache.update(source.read_files(USER_FILES))
+        data = cache.get(relpath)
+        return None if data is None else data.decode("utf-8", "replace")
+    return read
+
+
+def build_rootfs(bundle, source, allow_devices):
+    """Build the source into a new ``rootfs.new-*`` directory of the bundle and return its path.
+    On any failure the new directory is removed and the error raised: nothing else is touched."""
+    try:
+        new = tempfile.mkdtemp(prefix=NEW_PREFIX, dir=bundle)
+    except OSError as exc:
+        raise BundleError("cannot create a directory in %s: %s" % (bundle, exc.strerror), path=bundle)
+    try:
+        writer = RootfsWriter(new, allow_devices=allow_devices)
+        source.build(writer)
+        writer.finish()
+    except BaseException:
+        discard(new)
+        raise
+    return new
+
+
+def swap_rootfs(bundle, new):
+    """Put the built tree ``new`` at ``<bundle>/rootfs`` and remove the previous one."""
+    target = os.path.join(bundle, ROOTFS_DIR)
+    try:
+        os.lstat(target)
+    except OSError:
+        try:
+            os.rename(new, target)
+        except OSError as exc:
+            raise BundleError("cannot move %s to %s: %s" % (new, target, exc.strerror), path=target)
+        return
+    try:
+        if _exchange(new, target):
+            old = new
+        else:
+            old = tempfile.mkdtemp(prefix=OLD_PREFIX, dir=bundle)
+            os.rmdir(old)
+            os.rename(target, old)
+            os.rename(new, target)
+    except OSError as exc:
+        raise BundleError("cannot swap the new root filesystem into %s: %s"
+                          % (target, exc.strerror), path=target)
+    discard(old)
+
+
+def _exchange(first, second):
+    """Atomically exchange two paths (renameat2 RENAME_EXCHANGE); False when unsupported."""
+    try:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (ImportError, OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), second)
+
+
+def discard(path):
+    """Remove a tree of the bundle (never following a symlink)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except OSError as exc:
+        raise BundleError("cannot remove %s: %s" % (path, exc.strerror), path=path)
+
+
+def leftovers(bundle):
+    """``rootfs.new-*`` and ``rootfs.old-*`` left by an interrupted run."""
+    try:
+        names = os.listdir(bundle)
+    except OSError:
+        return []
+    return sorted(os.path.join(bundle, n) for n in names if n.startswith((NEW_PREFIX, OLD_PREFIX)))
+
+
+# --- the bundle directory -------------------------------------------------------------------------
+
+def check_bundle_path(path):
+    if not path or not isinstance(path, str) or not os.path.isabs(path):
+        raise BundleError("path must be an absolute path, got %r" % (path,), field="path")
+    path = os.path.normpath(path)
+    if path == "/":
+        raise BundleError("path must not be /", field="path")
+    return path
+
+
+def make_bundle_dir(path):
+    """Create the bundle directory (0700, parents as needed); refuses a non-directory."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise BundleError("cannot create the bundle directory %s: %s" % (path, exc.strerror),
+                              path=path)
+    if not os.path.isdir(path):
+        raise BundleError("path %s exists and is not a directory" % path, path=path)
+
+
+def removable(path):
+    """Whether ``path`` may be removed as a bundle: None when it does not exist, True when it is a
+    directory holding config.json or our metadata; raises BundleError otherwise."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise BundleError("cannot inspect %s: %s" % (path, exc.strerror), path=path)
+    if stat.S_ISLNK(st.st_mode):
+        raise BundleError("refusing to remove %s: it is a symbolic link, not a bundle directory"
+                          % path, path=path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise BundleError("refusing to remove %s: it is not a directory" % path, path=path)
+    if not any(os.path.lexists(os.path.join(path, name)) for name in (CONFIG_FILE, META_FILE)):
+        raise BundleError("refusing to remove %s: it holds neither %s nor %s, so it does not look "
+                          "like a bundle" % (path, CONFIG_FILE, META_FILE), path=path)
+    return True
+
+
+def remove_bundle(path):
+    discard(path)
+
+
+class BundleLock(object):
+    """An exclusive flock on the bundle directory itself, so two runs never build it at once."""
+
+    def __init__(self, path, timeout=900.0):
+        self.path = path
+        self.timeout = timeout
+        self._fd = None
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise BundleError("cannot open the bundle directory %s: %s" % (self.path, exc.strerror),
+                              path=self.path)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise BundleError("cannot lock %s: %s" % (self.path, exc.strerror))
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise LockTimeoutError("bundle %s is being built by another run (locked for more "
+                                       "than %ss)" % (self.path, self.timeout))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        return False
