@@ -343,6 +343,53 @@ def to_kernel(field, value, version):
     return value
 
 
+# --- usage (what the container uses now, not its limits) ------------------------------------------
+
+STAT_FIELDS = ("cpu_usage_ns", "memory_usage_bytes", "memory_limit_bytes", "pids_current")
+
+
+def _cpu_stat_usec(text):
+    """``usage_usec`` of a v2 cpu.stat ("usage_usec 1234\nuser_usec ..."), None when absent."""
+    for line in (text or "").splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "usage_usec":
+            return _int_or_none(words[1])
+    return None
+
+
+def read_stats(files):
+    """Current usage from the cgroup files: CPU time in nanoseconds, memory in use and its limit
+    in bytes (-1 unlimited), and the number of tasks; a field this host does not expose is left
+    out. Also ``cgroup_version``.
+
+    v1: cpuacct.usage, memory.usage_in_bytes, memory.limit_in_bytes, pids.current.
+    v2: cpu.stat usage_usec, memory.current, memory.max, pids.current."""
+    values = {}
+    if files.version == 1:
+        values["cpu_usage_ns"] = _int_or_none(files.read("cpuacct", "cpuacct.usage"))
+        values["memory_usage_bytes"] = _int_or_none(files.read("memory", "memory.usage_in_bytes"))
+        values["memory_limit_bytes"] = _safe(_v1_memory, files.read("memory", "memory.limit_in_bytes"))
+    else:
+        usec = _cpu_stat_usec(files.read("cpu", "cpu.stat"))
+        values["cpu_usage_ns"] = usec * 1000 if usec is not None else None
+        values["memory_usage_bytes"] = _int_or_none(files.read("memory", "memory.current"))
+        values["memory_limit_bytes"] = _safe(_max_or_int, files.read("memory", "memory.max"))
+    values["pids_current"] = _int_or_none(files.read("pids", "pids.current"))
+    result = {k: v for k, v in values.items() if v is not None}
+    result["cgroup_version"] = files.version
+    return result
+
+
+def _safe(convert, text):
+    """``convert(text)``, or None for an empty or garbled file (a cgroup going away mid-read)."""
+    if not text:
+        return None
+    try:
+        return convert(text)
+    except ValueError:
+        return None
+
+
 # --- the update ---------------------------------------------------------------------------------
 
 def update_document(changes):

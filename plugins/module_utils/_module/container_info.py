@@ -1,0 +1,88 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading containers without changing anything: their records, status, processes, checkpoints,
+live cgroup limits and usage.
+
+No lock is taken and nothing is created (not even the state dir): every read is of files that
+writers replace atomically, and the runtime is asked ``state`` once per container at most.
+Nothing here calls ``fail_json``: core errors propagate to the module's ``main()``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidIdError
+
+# Statuses in which the init process has a cgroup to read.
+LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
+
+
+def validate_params(params):
+    """Raise a core error for input that cannot be right."""
+    if params.get("name") is not None:
+        L.validate_id(params["name"], "container name")
+    for key, value in (params.get("labels") or {}).items():
+        if not key or "=" in key:
+            raise InvalidIdError("label key %r is not valid: it must be non-empty and hold no '='"
+                                 % key)
+        if value is None:
+            raise InvalidIdError("label %r has no value" % key)
+    if params.get("checkpoint_dir") and not params.get("name"):
+        raise ValueError("checkpoint_dir is the checkpoint directory of one container: give name "
+                         "with it, or use checkpoint_root for all containers")
+
+
+def labels_match(labels, wanted):
+    """True when every wanted label is there with the same value (values compared as text)."""
+    return all(key in labels and labels[key] == str(value) for key, value in wanted.items())
+
+
+class ContainerInfo(object):
+    """``run()`` returns the module result: ``containers``, a list, sorted by id."""
+
+    def __init__(self, params, runtime=None, cgroup_root="/sys/fs/cgroup"):
+        validate_params(params)
+        self.params = params
+        self.layout = L.Layout(params["state_dir"])
+        self.wanted_labels = {str(k): str(v) for k, v in (params.get("labels") or {}).items()}
+        self._runtime = runtime  # tests: one runtime object for every container
+        self.cgroup_root = cgroup_root
+
+    def run(self):
+        name = self.params.get("name")
+        ids = [name] if name else self.layout.container_ids()
+        containers = []
+        for container_id in ids:
+            container = core.Container.load(self.layout, container_id, runtime=self._runtime)
+            if container is None or not labels_match(container.labels, self.wanted_labels):
+                continue
+            containers.append(self.describe(container))
+        return {"changed": False, "containers": containers}
+
+    def checkpoint_dir(self, container_id):
+        if self.params.get("checkpoint_dir"):
+            return self.params["checkpoint_dir"]
+        root = self.params.get("checkpoint_root") or ckpt.DEFAULT_CHECKPOINT_ROOT
+        return os.path.join(root, container_id)
+
+    def describe(self, container):
+        info = container.describe()  # the one runtime `state` call
+        info["runtime_root"] = container.record.get("runtimeRoot") or None
+        info["checkpoints"] = ckpt.CheckpointStore(self.checkpoint_dir(container.id)).list()
+        info["resources"], info["stats"] = self.cgroup_view(info)
+        return info
+
+    def cgroup_view(self, info):
+        """(limits, usage) of the init process's cgroup; both empty when it does not run."""
+        if info["status"] not in LIVE_STATUSES or not info.get("pid"):
+            return {}, {}
+        try:
+            files = res.CgroupFiles.of_pid(info["pid"], self.cgroup_root)
+        except res.ResourceError:
+            return {}, {}  # it ended between the runtime's answer and this read
+        return res.read_kernel(files), res.read_stats(files)
