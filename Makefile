@@ -7,7 +7,7 @@ DEMO_INVENTORY := $(CURDIR)/build/demo-inventory.ini
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := $(VENV)/bin/python
 
-.PHONY: setup demo test sanity units integration functional clean distclean
+.PHONY: setup demo test sanity units integration molecule functional clean distclean
 
 setup:
 	bash scripts/setup.sh
@@ -22,7 +22,7 @@ demo: setup
 test: setup
 	bash scripts/run-tests.sh
 
-sanity units integration functional: setup
+sanity units integration molecule functional: setup
 	bash scripts/run-tests.sh $@
 
 # Build output and test results; `make distclean` also drops the venv.

@@ -4,9 +4,10 @@
 #   sanity       ansible-test sanity (all tests)
 #   units        ansible-test units --venv        (tests/unit/)
 #   integration  ansible-test integration --venv  (tests/integration/targets/, real containers, as root)
+#   molecule     ansible-lint, molecule test --all (roles/ and extensions/molecule/: the roles against this host)
 #   functional   pytest -n 2 tests/functional     (the runtime core against real runc)
 #
-# Usage: scripts/run-tests.sh [stage ...]     (no stage: all four)
+# Usage: scripts/run-tests.sh [stage ...]     (no stage: all five)
 #        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
 #
 # ansible-test only runs from inside .../ansible_collections/<namespace>/<name>, and it resolves the real
@@ -21,7 +22,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 COLLECTIONS="$ROOT/build/collections"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
-ALL_STAGES=(sanity units integration functional)
+ALL_STAGES=(sanity units integration molecule functional)
 
 log() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -97,6 +98,15 @@ stage_integration() {
     fi
     [ "$(id -u)" -eq 0 ] || die "integration tests run real containers and need root"
     run ansible-test integration --color no --venv --python "$PY_VERSION" --allow-destructive --allow-root
+}
+
+stage_molecule() {
+    if [ -z "$(find "$BUILD/extensions/molecule" -mindepth 2 -maxdepth 2 -name molecule.yml -print -quit 2>/dev/null)" ]; then
+        die "molecule: no scenarios under extensions/molecule/: a suite that runs nothing passes nothing"
+    fi
+    [ "$(id -u)" -eq 0 ] || die "molecule scenarios install packages and run real containers: they need root"
+    run env NO_COLOR=1 ansible-lint roles extensions
+    run env NO_COLOR=1 molecule test --all
 }
 
 stage_functional() {

@@ -208,7 +208,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
-    STATES,
+    CONTAINER_OPTIONS,
     ContainerConverger,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
@@ -216,21 +216,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
-            name=dict(type="str", required=True),
-            bundle=dict(type="path"),
-            state=dict(type="str", choices=list(STATES), default="running"),
-            runtime_args=dict(type="list", elements="str"),
-            labels=dict(type="dict"),
-            stdin=dict(type="path"),
-            stdout=dict(type="path"),
-            stderr=dict(type="path"),
-            no_pivot_root=dict(type="bool"),
-            start_timeout=dict(type="float", default=30),
-            stop_timeout=dict(type="float", default=10),
-            stop_signal=dict(type="str", default="SIGTERM"),
-            force_recreate=dict(type="bool", default=False),
-        ),
+        argument_spec=argument_spec(**CONTAINER_OPTIONS),
         supports_check_mode=True,
     )
     try:

@@ -210,7 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
 from ansible_collections.oci.runtime.plugins.module_utils._module.process import (
-    STATES,
+    PROCESS_OPTIONS,
     ProcessConverger,
     ProcessFailedError,
 )
@@ -219,21 +219,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
-            container=dict(type="str", required=True),
-            id=dict(type="str", required=True),
-            args=dict(type="list", elements="str"),
-            env=dict(type="dict"),
-            cwd=dict(type="str"),
-            user=dict(type="str"),
-            stdin=dict(type="path"),
-            stdout=dict(type="path"),
-            stderr=dict(type="path"),
-            state=dict(type="str", choices=list(STATES), default="exited"),
-            timeout=dict(type="float"),
-            start_timeout=dict(type="float", default=30),
-            signal=dict(type="str"),
-        ),
+        argument_spec=argument_spec(**PROCESS_OPTIONS),
         supports_check_mode=True,
     )
     try:

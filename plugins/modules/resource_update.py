@@ -161,6 +161,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
 from ansible_collections.oci.runtime.plugins.module_utils._module.resource_update import (
+    RESOURCE_OPTIONS,
     ResourceConverger,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
@@ -168,21 +169,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
-            container=dict(type="str", required=True),
-            cpu_shares=dict(type="int"),
-            blkio_weight=dict(type="int"),
-            cpu_period=dict(type="int"),
-            cpu_quota=dict(type="int"),
-            cpuset_cpus=dict(type="str"),
-            cpuset_mems=dict(type="str"),
-            kernel_memory=dict(type="raw"),
-            kernel_tcp_memory=dict(type="raw"),
-            memory=dict(type="raw"),
-            memory_reservation=dict(type="raw"),
-            memory_swap=dict(type="raw"),
-            pids_limit=dict(type="int"),
-        ),
+        argument_spec=argument_spec(**RESOURCE_OPTIONS),
         supports_check_mode=True,
     )
     try:

@@ -28,6 +28,8 @@ from .shim import process_start_time
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 
+SHIM_EXIT_GRACE = 1.0
+
 # Process statuses. "exited" with a null exit status means nobody saw it end (its shim died).
 RUNNING = "running"
 EXITED = "exited"
@@ -154,6 +156,13 @@ class ProcessRecord(object):
                              % (self.id, pid, self.container_id, exc.strerror))
         return True
 
+    def _wait_shim_gone(self, timeout):
+        """After writing exitStatus the shim only closes its fifos and exits: wait for that, so
+        that what is reported next (shim_pid) is already true."""
+        deadline = time.monotonic() + timeout
+        while self.shim()[1] and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     def kill_shim(self, group=False):
         """SIGKILL the shim; with ``group``, first everything it started, CRIU's restorers
         included (they leave its process group, so a killpg would miss them)."""
@@ -173,6 +182,7 @@ class ProcessRecord(object):
         delay = 0.005
         while True:
             if os.path.exists(self.path(L.EXIT_STATUS_FILE)):
+                self._wait_shim_gone(SHIM_EXIT_GRACE)
                 return True
             if not self.alive() and not self.shim()[1]:
                 return True  # no shim left to write it: the status stays unknown

@@ -1,0 +1,318 @@
+# Copyright (c) oci.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Converging a host's whole set of containers in one module run (the ``containers`` module).
+
+Each declared item is converged by the single-container convergers, in this order: the container
+(``ContainerConverger``, with the managed-by label added), then its live limits
+(``ResourceConverger``), then its processes (``ProcessConverger``). Nothing is compared or planned
+here; this module only fans items out to threads, collects one result per item, and prunes.
+
+Items are independent (their names are unique and each takes its own container's lock), so they run
+concurrently in a thread pool: the work is waiting for runc, the shim and the kernel, not Python.
+A failing item does not stop the others: its error is recorded in its own result, and the caller
+fails the task after every item (and the prune) has run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
+    CONTAINER_OPTIONS,
+    ContainerConverger,
+)
+from ansible_collections.oci.runtime.plugins.module_utils._module.process import (
+    PROCESS_OPTIONS,
+    ProcessConverger,
+    ProcessFailedError,
+)
+from ansible_collections.oci.runtime.plugins.module_utils._module.resource_update import (
+    RESOURCE_OPTIONS,
+    ResourceConverger,
+)
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+
+MANAGED_LABEL = "oci.runtime.managed-by"
+DEFAULT_MANAGED_BY = "containers"
+DEFAULT_CONCURRENCY = 8
+PRUNE_STOP_SIGNAL = "SIGTERM"
+PRUNE_STOP_TIMEOUT = 10.0
+
+# Per-task options that every item inherits unless it sets its own (state_dir: per task only).
+INHERITED = ("runtime", "runtime_root")
+
+
+def _without(options, name):
+    return {key: value for key, value in options.items() if key != name}
+
+
+ITEM_OPTIONS = dict(CONTAINER_OPTIONS)
+ITEM_OPTIONS.update(
+    runtime=dict(type="str"),
+    runtime_root=dict(type="path"),
+    resources=dict(type="dict", options=_without(RESOURCE_OPTIONS, "container")),
+    processes=dict(type="list", elements="dict", options=_without(PROCESS_OPTIONS, "container")),
+)
+
+CONTAINERS_OPTIONS = dict(
+    containers=dict(type="list", elements="dict", required=True, options=ITEM_OPTIONS),
+    prune=dict(type="bool", default=False),
+    managed_by=dict(type="str", default=DEFAULT_MANAGED_BY),
+    concurrency=dict(type="int", default=DEFAULT_CONCURRENCY),
+)
+
+# Item keys that are not the container module's (each goes to its own converger).
+_NOT_CONTAINER = ("resources", "processes")
+
+
+class DeclarationError(ValueError):
+    """The declaration as a whole cannot be right (duplicate names, bad per-task options)."""
+
+
+def _defaults_of(options):
+    return {key: spec.get("default") for key, spec in options.items()}
+
+
+def check_declaration(params):
+    """Raise DeclarationError for what makes the whole declaration wrong, before anything runs."""
+    if params.get("concurrency") is not None and params["concurrency"] < 1:
+        raise DeclarationError("concurrency must be 1 or more, got %s" % params["concurrency"])
+    managed_by = params.get("managed_by")
+    if not managed_by:
+        raise DeclarationError("managed_by must be a non-empty string")
+    seen, duplicates = set(), []
+    for item in params["containers"]:
+        name = item.get("name")
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        raise DeclarationError("container names must be unique in one task; declared more than "
+                               "once: %s" % ", ".join(str(n) for n in duplicates))
+
+
+class ItemConverger(object):
+    """One declared item: its container, then its limits, then its processes."""
+
+    def __init__(self, item, task, check_mode=False):
+        self.item = item
+        self.name = item.get("name")
+        self.check_mode = check_mode
+        self.state_dir = task["state_dir"]
+        self.managed_labels = {MANAGED_LABEL: task["managed_by"]}
+        self.params = {key: value for key, value in item.items() if key not in _NOT_CONTAINER}
+        self.params["state_dir"] = self.state_dir
+        for key in INHERITED:
+            if self.params.get(key) is None:
+                self.params[key] = task.get(key)
+        self.result = {"name": self.name, "changed": False, "actions": [], "container": {}}
+
+    def run(self):
+        try:
+            self._run()
+        except (RuntimeCoreError, ValueError) as exc:
+            self._fail(getattr(exc, "msg", None) or str(exc))
+        except Exception as exc:  # pylint: disable=broad-except
+            # A bug must not take the other items' results with it.
+            self._fail("unexpected error: %s: %s" % (type(exc).__name__, exc),
+                       exception=traceback.format_exc())
+        return self.result
+
+    def _fail(self, msg, **extra):
+        self.result["failed"] = True
+        self.result["msg"] = "%s: %s" % (self.name, msg)
+        self.result.update(extra)
+
+    def _run(self):
+        label = self.params.get("labels") or {}
+        if MANAGED_LABEL in label and str(label[MANAGED_LABEL]) != self.managed_labels[MANAGED_LABEL]:
+            raise ValueError("label %s is set by this module (managed_by); it cannot be %r here"
+                             % (MANAGED_LABEL, label[MANAGED_LABEL]))
+        converger = ContainerConverger(self.params, check_mode=self.check_mode,
+                                       extra_labels=self.managed_labels)
+        result = converger.run()
+        self.result.update({"changed": result["changed"], "actions": list(result["actions"]),
+                            "container": result["container"]})
+        if result.get("diff"):
+            self.result["diff"] = result["diff"]
+        state = self.params["state"]
+        # A container that is (re)created in this run: in check mode there is nothing to read its
+        # limits and processes from yet, so they are predicted, not compared.
+        fresh = any(a.startswith(("register", "recreate", "create")) for a in result["actions"])
+        if self.item.get("resources") and state in ("running", "paused"):
+            self._resources(fresh)
+        if self.item.get("processes") and state == "running":
+            self._processes(fresh)
+
+    def _sub_params(self, options, given):
+        params = _defaults_of(options)
+        params.update(given or {})
+        params.update({"container": self.name, "state_dir": self.state_dir,
+                       "runtime": self.params.get("runtime"),
+                       "runtime_root": self.params.get("runtime_root")})
+        return params
+
+    def _resources(self, fresh):
+        params = self._sub_params(RESOURCE_OPTIONS, self.item["resources"])
+        converger = ResourceConverger(params, check_mode=self.check_mode)  # checks the input
+        if self.check_mode and fresh:
+            fields = sorted(converger.request)
+            result = {"changed": bool(fields), "changed_fields": fields, "predicted": True}
+        else:
+            result = converger.run()
+        self.result["resources"] = result
+        for warning in result.pop("warnings", []):
+            self.result.setdefault("warnings", []).append("%s: %s" % (self.name, warning))
+        if result["changed"]:
+            self.result["changed"] = True
+            self.result["actions"].append("update resources: " + ", ".join(result["changed_fields"]))
+
+    def _processes(self, fresh):
+        results = self.result["processes"] = []
+        started = False
+        for given in self.item["processes"]:
+            params = self._sub_params(PROCESS_OPTIONS, given)
+            converger = ProcessConverger(params, check_mode=self.check_mode)  # checks the input
+            if self.check_mode and fresh:
+                actions = ["start"] if params["state"] != "absent" else []
+                result = {"id": params["id"], "changed": bool(actions), "actions": actions,
+                          "status": "running" if actions else "absent", "predicted": True}
+            else:
+                try:
+                    result = converger.run()
+                except ProcessFailedError as exc:
+                    result = dict(exc.result, id=params["id"], failed=True, msg=exc.msg)
+                    results.append(result)
+                    self._note_process(result)
+                    raise ProcessFailedError("process %r: %s" % (params["id"], exc.msg), result)
+                result = dict(result, id=params["id"])
+            results.append(result)
+            self._note_process(result)
+            started = started or (result["changed"] and not self.check_mode)
+        if started:
+            # The container's view lists its processes: show them as they are now.
+            container = core.Container.load(L.Layout(self.state_dir), self.name)
+            if container is not None:
+                self.result["container"] = container.describe()
+
+    def _note_process(self, result):
+        for warning in result.pop("warnings", []):
+            self.result.setdefault("warnings", []).append("%s: %s" % (self.name, warning))
+        if result.get("changed"):
+            self.result["changed"] = True
+            self.result["actions"].extend("process %s: %s" % (result["id"], action)
+                                          for action in result.get("actions", []))
+
+
+class Pruner(object):
+    """Removes one undeclared container, if (under its lock) it still carries the managed label."""
+
+    def __init__(self, name, task, check_mode=False):
+        self.name = name
+        self.managed_by = task["managed_by"]
+        self.params = _defaults_of(CONTAINER_OPTIONS)
+        self.params.update({"name": name, "state": "absent", "state_dir": task["state_dir"],
+                            "runtime": None, "runtime_root": None,
+                            "stop_signal": PRUNE_STOP_SIGNAL, "stop_timeout": PRUNE_STOP_TIMEOUT})
+        self.check_mode = check_mode
+
+    def managed(self, container):
+        return container is not None and container.labels.get(MANAGED_LABEL) == self.managed_by
+
+    def run(self):
+        """The container module's result (with ``name``), or None when it is not ours to prune."""
+        try:
+            result = ContainerConverger(self.params, check_mode=self.check_mode).run(
+                only_if=self.managed)
+        except (RuntimeCoreError, ValueError) as exc:
+            return {"name": self.name, "changed": False, "failed": True,
+                    "msg": "prune %s: %s" % (self.name, getattr(exc, "msg", None) or str(exc))}
+        if result is None:
+            return None
+        result["name"] = self.name
+        return result
+
+
+def _map(func, items, concurrency):
+    """``[func(item) for item in items]``, in order, on up to ``concurrency`` threads."""
+    if concurrency <= 1 or len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
+def prune_candidates(state_dir, declared, managed_by):
+    """Recorded containers that are not declared and (by their record, read without a lock)
+    carry the managed label; each is checked again under its lock before it is removed."""
+    layout = L.Layout(state_dir)
+    names = []
+    for name in layout.container_ids():
+        if name in declared:
+            continue
+        record = L.read_json(layout.state_file(name))
+        labels = record.get("labels") if isinstance(record, dict) else None
+        if "%s=%s" % (MANAGED_LABEL, managed_by) in (labels or []):
+            names.append(name)
+    return names
+
+
+def _item_diff(result):
+    diff = result.get("diff")
+    if not diff:
+        return None
+    header = "container %s" % result["name"]
+    return {"before_header": header, "after_header": header,
+            "before": diff.get("before", {}), "after": diff.get("after", {})}
+
+
+def converge_all(params, check_mode=False):
+    """The module result for the ``containers`` module (``failed`` and ``msg`` when any item or
+    prune failed; everything else converged all the same)."""
+    check_declaration(params)
+    started = time.monotonic()
+    task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
+            "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"]}
+    concurrency = params.get("concurrency") or DEFAULT_CONCURRENCY
+    items = params["containers"]
+
+    # Undeclared containers go first: a renamed container's old self must not hold what the new
+    # one needs (a port of the host network, a device).
+    pruned_results = []
+    if params.get("prune"):
+        declared = set(item["name"] for item in items)
+        candidates = prune_candidates(params["state_dir"], declared, params["managed_by"])
+        pruned_results = [r for r in _map(lambda name: Pruner(name, task, check_mode).run(),
+                                          candidates, concurrency) if r is not None]
+
+    results = _map(lambda item: ItemConverger(item, task, check_mode).run(), items, concurrency)
+
+    failures = [r for r in results + pruned_results if r.get("failed")]
+    pruned = [r["name"] for r in pruned_results if not r.get("failed") and r["changed"]]
+    result = {
+        "changed": any(r["changed"] for r in results + pruned_results),
+        "containers": results,
+        "pruned": pruned,
+        "elapsed": round(time.monotonic() - started, 3),
+    }
+    diffs = [d for d in (_item_diff(r) for r in pruned_results + results) if d is not None]
+    if diffs:
+        result["diff"] = diffs
+    warnings = [w for r in results for w in r.pop("warnings", [])]
+    if warnings:
+        result["warnings"] = warnings
+    if failures:
+        failed_items = len([r for r in results if r.get("failed")])
+        failed_prunes = len(failures) - failed_items
+        parts = []
+        if failed_items:
+            parts.append("%d of %d declared containers failed" % (failed_items, len(results)))
+        if failed_prunes:
+            parts.append("%d prunes failed" % failed_prunes)
+        result["failed"] = True
+        result["msg"] = "%s (everything else was converged): %s" % (
+            ", ".join(parts), "; ".join(r["msg"] for r in failures))
+    return result
