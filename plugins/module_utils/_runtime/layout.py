@@ -238,6 +238,27 @@ def _unlink_quietly(path):
         pass
 
 
+def flock_within(fd, path, timeout, error_class, busy_message, max_delay=0.1):
+    """Take an exclusive flock on ``fd`` (open on ``path``) within ``timeout`` seconds, or close
+    ``fd`` and raise: ``error_class`` when locking itself fails, LockTimeoutError(``busy_message``)
+    when another holder keeps it."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise error_class("cannot lock %s: %s" % (path, exc.strerror))
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise LockTimeoutError(busy_message)
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
 class ContainerLock(object):
     """An exclusive flock per container id, so concurrent runs cannot interleave.
 
@@ -257,23 +278,9 @@ class ContainerLock(object):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StateError("cannot open lock %s: %s" % (self.path, exc.strerror))
-        deadline = time.monotonic() + self.timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise StateError("cannot lock %s: %s" % (self.path, exc.strerror))
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise LockTimeoutError(
-                    "container %r is locked by another run (lock %s held for more than %ss)"
-                    % (self.container_id, self.path, self.timeout))
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        flock_within(fd, self.path, self.timeout, StateError,
+                     "container %r is locked by another run (lock %s held for more than %ss)"
+                     % (self.container_id, self.path, self.timeout))
         self._fd = fd
         return self
 

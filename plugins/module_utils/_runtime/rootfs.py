@@ -23,12 +23,10 @@ that is not available), so a failed build leaves the previous bundle as it was.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import stat
 import tempfile
-import time
 
 from . import layout as L
 from .archive import (
@@ -44,7 +42,7 @@ from .archive import (
     sniff_file,
     tree_digest,
 )
-from .errors import BundleError, LockTimeoutError, StateError
+from .errors import BundleError, StateError
 from .image import ImageLayout
 
 ROOTFS_DIR = "rootfs"
@@ -425,22 +423,9 @@ class BundleLock(object):
         except OSError as exc:
             raise BundleError("cannot open the bundle directory %s: %s" % (self.path, exc.strerror),
                               path=self.path)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise BundleError("cannot lock %s: %s" % (self.path, exc.strerror))
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise LockTimeoutError("bundle %s is being built by another run (locked for more "
-                                       "than %ss)" % (self.path, self.timeout))
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        L.flock_within(fd, self.path, self.timeout, BundleError,
+                       "bundle %s is being built by another run (locked for more than %ss)"
+                       % (self.path, self.timeout), max_delay=0.5)
         self._fd = fd
         return self
 
