@@ -281,40 +281,30 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import STATES, BundleConverger
+from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import (
+    BUNDLE_MUTUALLY_EXCLUSIVE,
+    BUNDLE_OPTIONS,
+    BUNDLE_REQUIRED_BY,
+    BUNDLE_SOURCES,
+    STATES,
+    BundleConverger,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            BUNDLE_OPTIONS,
             state=dict(type="str", choices=list(STATES), default="present"),
-            rootfs_archive=dict(type="path"),
-            rootfs_dir=dict(type="path"),
-            image=dict(type="path"),
-            image_ref=dict(type="str"),
-            allow_devices=dict(type="bool", default=False),
-            args=dict(type="list", elements="str"),
-            env=dict(type="dict"),
-            cwd=dict(type="str"),
-            hostname=dict(type="str"),
-            user=dict(type="str"),
-            readonly_rootfs=dict(type="bool", default=True),
-            mounts=dict(type="list", elements="dict"),
-            namespaces=dict(type="list", elements="raw"),
-            capabilities=dict(type="list", elements="str"),
-            resources=dict(type="dict"),
-            annotations=dict(type="dict"),
-            spec=dict(type="dict"),
             # Not used: accepted so that module_defaults of group/oci.runtime.oci apply.
             state_dir=dict(type="path"),
             runtime=dict(type="str"),
             runtime_root=dict(type="path"),
         ),
-        mutually_exclusive=[("rootfs_archive", "rootfs_dir", "image")],
-        required_if=[("state", "present", ("rootfs_archive", "rootfs_dir", "image"), True)],
-        required_by={"image_ref": "image"},
+        mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
+        required_if=[("state", "present", BUNDLE_SOURCES, True)],
+        required_by=BUNDLE_REQUIRED_BY,
         supports_check_mode=True,
     )
     try:

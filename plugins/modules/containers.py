@@ -10,8 +10,9 @@ short_description: Converge a host's whole set of OCI containers, their limits a
 version_added: 0.1.0
 description:
   - Converges every container of O(containers) on the host in one module run, with the same logic
-    as M(oci.runtime.container), M(oci.runtime.resource_update) and M(oci.runtime.process) (each
-    item is handed to them in turn; the container, then its O(containers[].resources), then its
+    as M(oci.runtime.bundle), M(oci.runtime.container), M(oci.runtime.resource_update) and
+    M(oci.runtime.process) (each item is handed to them in turn; its bundle when it has
+    O(containers[].build), the container, then its O(containers[].resources), then its
     O(containers[].processes)). One task instead of one per container saves Ansible's per-task
     cost, and independent containers are converged concurrently (O(concurrency) threads).
   - Every container converged by this module carries the label C(oci.runtime.managed-by) with the
@@ -35,8 +36,8 @@ options:
   containers:
     description:
       - The containers this host must have, each with the options of M(oci.runtime.container) (but
-        O(state_dir), which is per task), plus O(containers[].resources) and
-        O(containers[].processes).
+        O(state_dir), which is per task), plus O(containers[].build), O(containers[].resources)
+        and O(containers[].processes).
       - Names must be unique. An empty list with O(prune=true) removes every container this module
         manages under O(state_dir) (with this O(managed_by)).
       - O(state_dir), O(runtime) and O(runtime_root) of the task are the defaults of every item.
@@ -52,7 +53,85 @@ options:
       bundle:
         description:
           - Absolute path of the OCI bundle, as O(oci.runtime.container#module:bundle).
+          - Default O(containers[].build.path) when the item has O(containers[].build).
         type: path
+      build:
+        description:
+          - The definition of the container's bundle, built (or updated) as M(oci.runtime.bundle)
+            does, with the same options but O(oci.runtime.bundle#module:state), before the
+            container is converged. A bundle whose C(config.json) changes recreates the container.
+          - Exactly one of O(containers[].build.rootfs_archive), O(containers[].build.rootfs_dir)
+            and O(containers[].build.image) is required.
+          - The bundles of all items are converged (concurrently) before any container, so an item
+            without O(containers[].build) may run from a bundle that another item builds. Items
+            may build the same bundle path only with the same definition; it is then built once.
+          - Not built when the item's O(containers[].state) is V(absent).
+          - A bundle that cannot be built fails its items (and their containers are left alone);
+            the other items are converged all the same.
+        type: dict
+        suboptions:
+          path:
+            description:
+              - As O(oci.runtime.bundle#module:path); default O(containers[].bundle). One of the
+                two is required.
+            type: path
+          rootfs_archive:
+            description: As O(oci.runtime.bundle#module:rootfs_archive).
+            type: path
+          rootfs_dir:
+            description: As O(oci.runtime.bundle#module:rootfs_dir).
+            type: path
+          image:
+            description: As O(oci.runtime.bundle#module:image).
+            type: path
+          image_ref:
+            description: As O(oci.runtime.bundle#module:image_ref).
+            type: str
+          allow_devices:
+            description: As O(oci.runtime.bundle#module:allow_devices).
+            type: bool
+            default: false
+          args:
+            description: As O(oci.runtime.bundle#module:args).
+            type: list
+            elements: str
+          env:
+            description: As O(oci.runtime.bundle#module:env).
+            type: dict
+          cwd:
+            description: As O(oci.runtime.bundle#module:cwd).
+            type: str
+          hostname:
+            description: As O(oci.runtime.bundle#module:hostname).
+            type: str
+          user:
+            description: As O(oci.runtime.bundle#module:user).
+            type: str
+          readonly_rootfs:
+            description: As O(oci.runtime.bundle#module:readonly_rootfs).
+            type: bool
+            default: true
+          mounts:
+            description: As O(oci.runtime.bundle#module:mounts).
+            type: list
+            elements: dict
+          namespaces:
+            description: As O(oci.runtime.bundle#module:namespaces).
+            type: list
+            elements: raw
+          capabilities:
+            description: As O(oci.runtime.bundle#module:capabilities).
+            type: list
+            elements: str
+          resources:
+            description: As O(oci.runtime.bundle#module:resources).
+            type: dict
+          annotations:
+            description: As O(oci.runtime.bundle#module:annotations).
+            type: dict
+          spec:
+            description: As O(oci.runtime.bundle#module:spec).
+            type: dict
       state:
         description:
           - As O(oci.runtime.container#module:state).
@@ -237,6 +316,7 @@ notes:
     exactly, so it drops C(oci.runtime.managed-by) unless it is given; such a container is then no
     longer pruned, until this module converges it again.
 seealso:
+  - module: oci.runtime.bundle
   - module: oci.runtime.container
   - module: oci.runtime.resource_update
   - module: oci.runtime.process
@@ -261,6 +341,14 @@ EXAMPLES = r"""
             timeout: 120
       - name: worker
         bundle: /srv/bundles/worker
+      - name: api
+        # Build (or update) its bundle first; the container's bundle is build.path.
+        build:
+          path: /srv/bundles/api
+          image: /srv/images/api
+          image_ref: "2.1"
+          env:
+            LISTEN: ":8080"
       - name: batch
         bundle: /srv/bundles/batch
         state: stopped
@@ -293,9 +381,19 @@ containers:
       type: str
       sample: web
     changed:
-      description: Whether anything of this item changed (container, limits or processes).
+      description: Whether anything of this item changed (bundle, container, limits or processes).
       type: bool
       sample: true
+    bundle:
+      description:
+        - The result of M(oci.runtime.bundle) for the item's O(containers[].build) (C(path),
+          C(config_digest), C(rootfs_digest), C(changed), C(actions), and C(image_digest) for an
+          image), as predicted in check mode.
+      type: dict
+      returned: when the item has build and its state is not absent
+      sample: {path: /srv/bundles/api, changed: false, actions: [],
+               config_digest: "sha256:8a266d93a7d16fce82f587d41e31013244b46f31b5895ca03bc173b31602bafd",
+               rootfs_digest: "sha256:1c35c441208254cb7c3844ba95a96485388cef9ccc0646d562c7fc026e04c807"}
     container:
       description:
         - The container as it is after the task, as RV(oci.runtime.container#module:container).
@@ -304,7 +402,8 @@ containers:
       sample: {id: web, status: running, pid: 4242, labels: {app: web, oci.runtime.managed-by: containers}}
     actions:
       description:
-        - "What was done (or would be in check mode), in order: the container's actions, then
+        - "What was done (or would be in check mode), in order: C(bundle: <action>) for the
+          bundle's actions, the container's actions, then
           C(update resources: <fields>), then C(process <id>: <action>)."
       type: list
       elements: str

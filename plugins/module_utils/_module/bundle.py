@@ -19,6 +19,37 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import
 
 STATES = ("present", "absent")
 
+# What a bundle is built from and what its config.json holds: the bundle module's own options but
+# ``state`` (and the common ones it accepts unused). The plural ``containers`` module takes the same
+# ones for an item's ``build`` definition, with ``path`` optional there (it defaults to the item's
+# ``bundle``).
+BUNDLE_OPTIONS = dict(
+    path=dict(type="path", required=True),
+    rootfs_archive=dict(type="path"),
+    rootfs_dir=dict(type="path"),
+    image=dict(type="path"),
+    image_ref=dict(type="str"),
+    allow_devices=dict(type="bool", default=False),
+    args=dict(type="list", elements="str"),
+    env=dict(type="dict"),
+    cwd=dict(type="str"),
+    hostname=dict(type="str"),
+    user=dict(type="str"),
+    readonly_rootfs=dict(type="bool", default=True),
+    mounts=dict(type="list", elements="dict"),
+    namespaces=dict(type="list", elements="raw"),
+    capabilities=dict(type="list", elements="str"),
+    resources=dict(type="dict"),
+    annotations=dict(type="dict"),
+    spec=dict(type="dict"),
+)
+
+# The rules between those options (AnsibleModule's keyword arguments of the same names; the same
+# keys work inside an option's spec for suboptions).
+BUNDLE_SOURCES = ("rootfs_archive", "rootfs_dir", "image")
+BUNDLE_MUTUALLY_EXCLUSIVE = [BUNDLE_SOURCES]
+BUNDLE_REQUIRED_BY = {"image_ref": "image"}
+
 
 def _text(data):
     return "" if data is None else data.decode("utf-8", "replace")
@@ -36,6 +67,7 @@ class BundleConverger(object):
         self.settings = S.check_settings(params) if self.state == "present" else None
         self.actions = []
         self.warnings = []
+        self.config = None  # config.json as built (or as check mode predicts it), once run
 
     def run(self):
         if self.state == "absent":
@@ -75,6 +107,7 @@ class BundleConverger(object):
             config = S.build_config(self.settings, image_config=source.image_config,
                                     rootfs_digest=source.digest, read_file=read_file)
             data = S.config_bytes(config)
+            self.config = config
             current = R.read_config_bytes(self.path) if exists else None
             if data != current:
                 self._note("write config.json")

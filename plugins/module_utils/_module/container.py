@@ -130,9 +130,12 @@ class ContainerConverger(object):
     ``extra_labels`` (used by the plural module for its managed-by label) are labels the container
     must carry on top of the task's: with ``labels`` given, the recorded labels must be exactly
     both; with ``labels`` left out, the recorded labels are kept and the extra ones added.
+
+    ``bundle_config`` (a BundleConfig for the task's ``bundle``; used by the plural module in check
+    mode, for a bundle it would build or change first) stands in for the bundle on disk.
     """
 
-    def __init__(self, params, check_mode=False, extra_labels=None):
+    def __init__(self, params, check_mode=False, extra_labels=None, bundle_config=None):
         validate_params(params)
         self.params = params
         self.check_mode = check_mode
@@ -142,6 +145,7 @@ class ContainerConverger(object):
         self.layout = L.Layout(params["state_dir"])
         self.actions = []
         self.bundle_config = None
+        self.given_bundle_config = bundle_config
         self.kept_labels = {}  # a recreate keeps the recorded labels unless the task gives some
         self._before_labels = {}
         self._runtime = None
@@ -266,6 +270,9 @@ class ContainerConverger(object):
         """The bundle the task means; None when it relies on a recorded bundle that is gone (a
         running container needs no bundle; a create will say what is missing)."""
         bundle = self.params.get("bundle")
+        given = self.given_bundle_config
+        if given is not None and bundle is not None and os.path.normpath(bundle) == given.bundle:
+            return given
         if bundle is not None:
             return load_bundle(bundle)
         if container is None:

@@ -2,9 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Converging a host's whole set of containers in one module run (the ``containers`` module).
 
-Each declared item is converged by the single-container convergers, in this order: the container
-(``ContainerConverger``, with the managed-by label added), then its live limits
-(``ResourceConverger``), then its processes (``ProcessConverger``). Nothing is compared or planned
+First the bundles of the items that have a ``build`` definition are converged (``BundleConverger``),
+all of them before any container, as an item may run from a bundle that another item builds. Then
+each declared item is converged by the single-container convergers, in this order: the container (``ContainerConverger``,
+with the managed-by label added), then its live limits (``ResourceConverger``), then its processes
+(``ProcessConverger``). Nothing is compared or planned
 here; this module only fans items out to threads, collects one result per item, and prunes.
 
 Items are independent (their names are unique and each takes its own container's lock), so they run
@@ -15,10 +17,18 @@ fails the task after every item (and the prune) has run.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import (
+    BUNDLE_MUTUALLY_EXCLUSIVE,
+    BUNDLE_OPTIONS,
+    BUNDLE_REQUIRED_BY,
+    BUNDLE_SOURCES,
+    BundleConverger,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
     CONTAINER_OPTIONS,
     ContainerConverger,
@@ -34,6 +44,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.resource_updat
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import BundleConfig
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 MANAGED_LABEL = "oci.runtime.managed-by"
@@ -50,8 +61,16 @@ def _without(options, name):
     return {key: value for key, value in options.items() if key != name}
 
 
+# An item's ``build``: the bundle module's options (but ``state``), with ``path`` defaulting to the
+# item's ``bundle`` (and the item's ``bundle`` to it); the bundle module's rules apply inside it.
+BUILD_OPTIONS = dict(BUNDLE_OPTIONS, path=dict(type="path"))
+
 ITEM_OPTIONS = dict(CONTAINER_OPTIONS)
 ITEM_OPTIONS.update(
+    build=dict(type="dict", options=BUILD_OPTIONS,
+               mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
+               required_one_of=[BUNDLE_SOURCES],
+               required_by=BUNDLE_REQUIRED_BY),
     runtime=dict(type="str"),
     runtime_root=dict(type="path"),
     resources=dict(type="dict", options=_without(RESOURCE_OPTIONS, "container")),
@@ -66,11 +85,15 @@ CONTAINERS_OPTIONS = dict(
 )
 
 # Item keys that are not the container module's (each goes to its own converger).
-_NOT_CONTAINER = ("resources", "processes")
+_NOT_CONTAINER = ("build", "resources", "processes")
 
 
 class DeclarationError(ValueError):
     """The declaration as a whole cannot be right (duplicate names, bad per-task options)."""
+
+
+class BuildFailedError(ValueError):
+    """The item's bundle could not be built (the item fails; its container is left alone)."""
 
 
 def _defaults_of(options):
@@ -95,11 +118,58 @@ def check_declaration(params):
                                "once: %s" % ", ".join(str(n) for n in duplicates))
 
 
+def _build_path(item):
+    """The bundle path an item's ``build`` writes (None without one); normalised when absolute."""
+    path = (item.get("build") or {}).get("path") or item.get("bundle")
+    return os.path.normpath(path) if path and os.path.isabs(path) else path
+
+
+def plan_builds(items):
+    """{bundle path: BundleConverger params} for the items that build a bundle (not those with
+    state absent). Items may share a bundle path only with the same definition: it is built once.
+    Raises DeclarationError for one path defined differently by two items."""
+    plans, owners = {}, {}
+    for item in items:
+        if not item.get("build") or item.get("state") == "absent":
+            continue
+        path = _build_path(item)
+        if not path:
+            continue  # the item fails on its own
+        params = _defaults_of(BUILD_OPTIONS)
+        params.update(item["build"])
+        params.update({"path": path, "state": "present"})
+        if path in plans and plans[path] != params:
+            raise DeclarationError("items %s and %s build the same bundle %s differently"
+                                   % (owners[path], item.get("name"), path))
+        plans[path] = params
+        owners.setdefault(path, item.get("name"))
+    return plans
+
+
+def build_bundle(params, check_mode=False):
+    """Converge one bundle: {"result": the bundle module's result, "config": in check mode the
+    predicted BundleConfig of a bundle that would change, else None} or {"error": msg}."""
+    try:
+        converger = BundleConverger(params, check_mode=check_mode)  # checks the input
+        result = converger.run()
+    except (RuntimeCoreError, ValueError) as exc:
+        return {"error": getattr(exc, "msg", None) or str(exc)}
+    except Exception as exc:  # pylint: disable=broad-except
+        return {"error": "unexpected error: %s: %s" % (type(exc).__name__, exc),
+                "exception": traceback.format_exc()}
+    result.pop("diff", None)
+    config = None
+    if check_mode and result["changed"] and converger.config is not None:
+        config = BundleConfig(converger.path, converger.config, result["config_digest"])
+    return {"result": result, "config": config}
+
+
 class ItemConverger(object):
     """One declared item: its container, then its limits, then its processes."""
 
-    def __init__(self, item, task, check_mode=False):
+    def __init__(self, item, task, check_mode=False, built=None):
         self.item = item
+        self.built = built or {}  # {bundle path: what build_bundles() made of it}
         self.name = item.get("name")
         self.check_mode = check_mode
         self.state_dir = task["state_dir"]
@@ -109,6 +179,9 @@ class ItemConverger(object):
         for key in INHERITED:
             if self.params.get(key) is None:
                 self.params[key] = task.get(key)
+        self.build = item.get("build")
+        if self.build and self.params.get("bundle") is None:
+            self.params["bundle"] = self.build.get("path")
         self.result = {"name": self.name, "changed": False, "actions": [], "container": {}}
 
     def run(self):
@@ -132,14 +205,18 @@ class ItemConverger(object):
         if MANAGED_LABEL in label and str(label[MANAGED_LABEL]) != self.managed_labels[MANAGED_LABEL]:
             raise ValueError("label %s is set by this module (managed_by); it cannot be %r here"
                              % (MANAGED_LABEL, label[MANAGED_LABEL]))
+        state = self.params["state"]
+        if self.build and state != "absent":
+            self._bundle()
         converger = ContainerConverger(self.params, check_mode=self.check_mode,
-                                       extra_labels=self.managed_labels)
+                                       extra_labels=self.managed_labels,
+                                       bundle_config=self._predicted_bundle())
         result = converger.run()
-        self.result.update({"changed": result["changed"], "actions": list(result["actions"]),
+        self.result.update({"changed": self.result["changed"] or result["changed"],
+                            "actions": self.result["actions"] + list(result["actions"]),
                             "container": result["container"]})
         if result.get("diff"):
             self.result["diff"] = result["diff"]
-        state = self.params["state"]
         # A container that is (re)created in this run: in check mode there is nothing to read its
         # limits and processes from yet, so they are predicted, not compared.
         fresh = any(a.startswith(("register", "recreate", "create")) for a in result["actions"])
@@ -147,6 +224,33 @@ class ItemConverger(object):
             self._resources(fresh)
         if self.item.get("processes") and state == "running":
             self._processes(fresh)
+
+    def _bundle(self):
+        """Take the item's bundle result (built before every container) into the item's result;
+        raises BuildFailedError when it could not be built."""
+        path = _build_path(self.item)
+        if not path:
+            raise ValueError("build needs a path: give build.path or the item's bundle")
+        built = self.built[path]
+        if built.get("error"):
+            if built.get("exception"):
+                self.result["exception"] = built["exception"]
+            raise BuildFailedError(built["error"])
+        result = dict(built["result"], actions=list(built["result"]["actions"]))
+        for warning in result.pop("warnings", []):
+            self.result.setdefault("warnings", []).append("%s: bundle: %s" % (self.name, warning))
+        self.result["bundle"] = result
+        if result["changed"]:
+            self.result["changed"] = True
+            self.result["actions"].extend("bundle: " + action for action in result["actions"])
+
+    def _predicted_bundle(self):
+        """In check mode, the predicted config of a bundle that this task would write first (by
+        this item's build or another's), for the container to compare with; else None."""
+        bundle = self.params.get("bundle")
+        if not self.check_mode or not bundle or not os.path.isabs(bundle):
+            return None
+        return (self.built.get(os.path.normpath(bundle)) or {}).get("config")
 
     def _sub_params(self, options, given):
         params = _defaults_of(options)
@@ -273,6 +377,7 @@ def converge_all(params, check_mode=False):
     """The module result for the ``containers`` module (``failed`` and ``msg`` when any item or
     prune failed; everything else converged all the same)."""
     check_declaration(params)
+    builds = plan_builds(params["containers"])
     started = time.monotonic()
     task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
             "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"]}
@@ -288,7 +393,13 @@ def converge_all(params, check_mode=False):
         pruned_results = [r for r in _map(lambda name: Pruner(name, task, check_mode).run(),
                                           candidates, concurrency) if r is not None]
 
-    results = _map(lambda item: ItemConverger(item, task, check_mode).run(), items, concurrency)
+    # Every bundle before any container: an item may run from a bundle that another item builds.
+    paths = sorted(builds)
+    built = dict(zip(paths, _map(lambda path: build_bundle(builds[path], check_mode),
+                                 paths, concurrency)))
+
+    results = _map(lambda item: ItemConverger(item, task, check_mode, built).run(), items,
+                   concurrency)
 
     failures = [r for r in results + pruned_results if r.get("failed")]
     pruned = [r["name"] for r in pruned_results if not r.get("failed") and r["changed"]]

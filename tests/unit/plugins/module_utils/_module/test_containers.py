@@ -300,3 +300,110 @@ def test_map_keeps_order_and_runs_concurrently():
     peak[0] = 0
     assert plural._map(work, list(range(4)), 1) == [0, 10, 20, 30]
     assert peak[0] == 1
+
+
+# --- build: an item's bundle definition --------------------------------------------------------------
+
+@pytest.fixture
+def rootfs_dir(tmp_path):
+    path = tmp_path / "src-rootfs"
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "sh").write_text("#!/bin/true\n")
+    return str(path)
+
+
+def _validate(items):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    validator = ArgumentSpecValidator(plural.CONTAINERS_OPTIONS)
+    return validator.validate({"containers": items})
+
+
+def test_build_options_are_the_bundle_modules_but_state():
+    from ansible_collections.oci.runtime.plugins.module_utils._module import bundle as single
+    build = plural.ITEM_OPTIONS["build"]
+    assert set(build["options"]) == set(single.BUNDLE_OPTIONS)
+    assert "state" not in build["options"]
+    assert build["options"]["path"].get("required") is not True
+    for key, spec in single.BUNDLE_OPTIONS.items():
+        if key != "path":
+            assert build["options"][key] == spec
+    assert build["mutually_exclusive"] == single.BUNDLE_MUTUALLY_EXCLUSIVE
+
+
+@pytest.mark.parametrize("build, error", [
+    ({"rootfs_dir": "/a", "image": "/b"}, "mutually exclusive"),
+    ({"args": ["sh"]}, "one of the following is required"),
+    ({"rootfs_dir": "/a", "image_ref": "x"}, "image_ref"),
+])
+def test_build_rules_apply_inside_the_item(build, error):
+    result = _validate([{"name": "web", "build": build}])
+    assert result.error_messages and error in " ".join(result.error_messages)
+
+
+def test_build_defaults_apply_inside_the_item():
+    result = _validate([{"name": "web", "build": {"rootfs_dir": "/a"}}])
+    assert not result.error_messages
+    build = result.validated_parameters["containers"][0]["build"]
+    assert build["readonly_rootfs"] is True and build["allow_devices"] is False
+
+
+def test_check_mode_build_predicts_bundle_and_container(tmp_path, rootfs_dir):
+    path = str(tmp_path / "bundles" / "web")
+    items = [_item(name="web", build={"path": path, "rootfs_dir": rootfs_dir, "args": ["sh"]}),
+             _item(name="api", bundle=str(tmp_path / "bundles" / "api"),
+                   build={"rootfs_dir": rootfs_dir})]
+    before = _tree(tmp_path)
+    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    assert _tree(tmp_path) == before
+    assert "failed" not in result, result
+    for item, where in zip(result["containers"], ("web", "api")):
+        assert item["changed"] is True
+        assert item["bundle"]["changed"] is True
+        assert item["bundle"]["path"] == str(tmp_path / "bundles" / where)
+        assert item["bundle"]["config_digest"].startswith("sha256:")
+        assert item["container"]["config_digest"] == item["bundle"]["config_digest"]
+        assert item["container"]["bundle"] == item["bundle"]["path"]
+        assert item["actions"][0].startswith("bundle: ")
+        assert item["actions"][-2:] == ["create", "start"]
+
+
+def test_a_bundle_failure_is_its_item_s_alone(tmp_path, rootfs_dir, bundle):
+    items = [_item(name="bad", build={"path": str(tmp_path / "b"),
+                                      "rootfs_dir": str(tmp_path / "missing")}),
+             _item(name="nopath", build={"rootfs_dir": rootfs_dir}),
+             _item(name="good", bundle=bundle)]
+    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    assert [r.get("failed", False) for r in result["containers"]] == [True, True, False]
+    assert "build needs a path" in result["containers"][1]["msg"]
+    assert result["msg"].startswith("2 of 3 declared containers failed")
+
+
+def test_absent_item_builds_nothing(tmp_path, rootfs_dir):
+    items = [_item(name="gone", state="absent",
+                   build={"path": str(tmp_path / "b"), "rootfs_dir": rootfs_dir})]
+    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    assert "failed" not in result and "bundle" not in result["containers"][0]
+    assert result["containers"][0]["changed"] is False
+
+
+def test_items_share_a_bundle_that_one_of_them_builds(tmp_path, rootfs_dir):
+    path = str(tmp_path / "bundles" / "shared")
+    build = {"rootfs_dir": rootfs_dir, "args": ["sh"]}
+    items = [_item(name="a", bundle=path, build=build),
+             _item(name="b", bundle=path, build=dict(build)),
+             _item(name="c", bundle=path, state="paused")]
+    assert list(plural.plan_builds(items)) == [path]
+    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    assert "failed" not in result, result
+    digests = set(r["container"]["config_digest"] for r in result["containers"])
+    assert len(digests) == 1
+    assert digests == set([result["containers"][0]["bundle"]["config_digest"]])
+    assert "bundle" not in result["containers"][2]
+
+
+def test_one_bundle_defined_differently_fails_the_task(tmp_path, rootfs_dir):
+    path = str(tmp_path / "b")
+    items = [_item(name="a", build={"path": path, "rootfs_dir": rootfs_dir, "args": ["sh"]}),
+             _item(name="b", build={"path": path + "/", "rootfs_dir": rootfs_dir})]
+    with pytest.raises(plural.DeclarationError, match="build the same bundle"):
+        plural.converge_all(_task(tmp_path, items), check_mode=True)
