@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepare this machine (Debian 12 or 13, as root) for developing and testing the oci.runtime collection.
 #
-#   1. Debian packages: runc, busybox-static, python3-venv, rsync, git, make, and shellcheck (without it
-#      ansible-test sanity skips its shellcheck test); apt-get update runs only when one of them is missing.
+#   1. Debian packages: runc, busybox-static, python3-venv, rsync, git, make, shellcheck (without it
+#      ansible-test sanity skips its shellcheck test), and openssh-server + openssh-client (the fleet example
+#      reaches two of its hosts over SSH to a loopback sshd); apt-get update runs only when one is missing.
 #   2. .venv/ in the repository, from the python3 on PATH (>= 3.11), with requirements-dev.txt installed.
 #      A stamp keyed on the hash of requirements-dev.txt and the Python version makes a rerun instant; a venv
 #      whose Python no longer runs, or is another version, is recreated.
@@ -21,7 +22,7 @@ REQUIREMENTS="$ROOT/requirements-dev.txt"
 STAMP="$VENV/.oci-runtime-requirements.stamp"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/oci-runtime"
 ANSIBLE_TEST_CACHE="$HOME/.ansible/test/cache"
-APT_PACKAGES=(runc busybox-static python3-venv rsync git make shellcheck)
+APT_PACKAGES=(runc busybox-static python3-venv rsync git make shellcheck openssh-server openssh-client)
 BUSYBOX=/bin/busybox
 
 log() { printf 'setup: %s\n' "$*"; }
