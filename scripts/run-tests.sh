@@ -5,7 +5,9 @@
 #   units        ansible-test units --venv        (tests/unit/)
 #   integration  ansible-test integration --venv  (tests/integration/targets/, real containers, as root)
 #   molecule     ansible-lint, molecule test --all (roles/ and extensions/molecule/: the roles against this host)
-#   functional   pytest -n 2 tests/functional     (the runtime core against real runc)
+#   functional   pytest -n 2 tests/functional     (the runtime core against real runc; pytest-ansible
+#                                                 is switched off there: its collection finder would
+#                                                 shadow the checkout)
 #
 # Usage: scripts/run-tests.sh [stage ...]     (no stage: all five)
 #        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
@@ -114,7 +116,7 @@ stage_functional() {
         die "functional: no test files under tests/functional/: a suite that runs nothing passes nothing"
     fi
     run env PYTHONPATH="$COLLECTIONS${PYTHONPATH:+:$PYTHONPATH}" \
-        "$VENV/bin/python" -m pytest -n 2 -p no:cacheprovider tests/functional
+        "$VENV/bin/python" -m pytest -n 2 -p no:cacheprovider -p no:pytest-ansible tests/functional
 }
 
 sync_tree
