@@ -21,9 +21,9 @@ description:
     no labels, to the labels the container already has. A container that existed before, made by
     M(oci.runtime.container), is adopted (the label is added in place, a change once).
   - With O(prune=true), containers recorded under O(state_dir) that carry C(oci.runtime.managed-by)
-    with the value O(managed_by) and are not declared in O(containers) are stopped (C(SIGTERM), then
-    C(SIGKILL) after 10 seconds) and removed, before the declared ones are converged. Containers
-    without that label, or with another O(managed_by) value, are never pruned.
+    with the value O(managed_by) and are not declared in O(containers) are stopped (O(prune_stop_signal),
+    then C(SIGKILL) after O(prune_stop_timeout) seconds) and removed, before the declared ones are
+    converged. Containers without that label, or with another O(managed_by) value, are never pruned.
   - A failing item does not stop the others. Every item (and every prune) is converged; then the
     task fails if any of them failed, with RV(containers) holding every item's result (failed ones
     with C(failed) and C(msg)) and C(msg) listing each failure.
@@ -309,6 +309,20 @@ options:
         converges them one after the other, in order.
     type: int
     default: 8
+  prune_stop_signal:
+    description:
+      - The signal that stops a container removed by O(prune), as
+        O(oci.runtime.container#module:stop_signal) (a name such as V(SIGTERM) or V(TERM), or a
+        number). Pruned containers are no longer declared, so their own
+        O(containers[].stop_signal) is not known; this one applies to all of them.
+    type: str
+    default: SIGTERM
+  prune_stop_timeout:
+    description:
+      - Seconds to wait after O(prune_stop_signal) before a pruned container is killed with
+        C(SIGKILL), as O(oci.runtime.container#module:stop_timeout). V(0) kills at once.
+    type: float
+    default: 10
 notes:
   - Items are independent, one item's options never refer to another container. Containers that
     must start in a given order belong in separate tasks.
@@ -357,6 +371,15 @@ EXAMPLES = r"""
 - name: Show what changed
   ansible.builtin.debug:
     msg: "{{ converged.containers | selectattr('changed') | map(attribute='name') | list }}"
+
+- name: Prune containers whose process exits on SIGINT, killing what is left after 3 seconds
+  oci.runtime.containers:
+    prune: true
+    prune_stop_signal: SIGINT
+    prune_stop_timeout: 3
+    containers:
+      - name: web
+        bundle: /srv/bundles/web
 
 - name: Two sets of containers in one state_dir, each pruned on its own
   oci.runtime.containers:

@@ -50,8 +50,6 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 MANAGED_LABEL = "oci.runtime.managed-by"
 DEFAULT_MANAGED_BY = "containers"
 DEFAULT_CONCURRENCY = 8
-PRUNE_STOP_SIGNAL = "SIGTERM"
-PRUNE_STOP_TIMEOUT = 10.0
 
 # Per-task options that every item inherits unless it sets its own (state_dir: per task only).
 INHERITED = ("runtime", "runtime_root")
@@ -82,6 +80,9 @@ CONTAINERS_OPTIONS = dict(
     prune=dict(type="bool", default=False),
     managed_by=dict(type="str", default=DEFAULT_MANAGED_BY),
     concurrency=dict(type="int", default=DEFAULT_CONCURRENCY),
+    # How pruned containers are stopped: the container module's stop_signal and stop_timeout.
+    prune_stop_signal=dict(CONTAINER_OPTIONS["stop_signal"]),
+    prune_stop_timeout=dict(CONTAINER_OPTIONS["stop_timeout"]),
 )
 
 # Item keys that are not the container module's (each goes to its own converger).
@@ -107,6 +108,7 @@ def check_declaration(params):
     managed_by = params.get("managed_by")
     if not managed_by:
         raise DeclarationError("managed_by must be a non-empty string")
+    _check_prune_stop(params)
     seen, duplicates = set(), []
     for item in params["containers"]:
         name = item.get("name")
@@ -116,6 +118,18 @@ def check_declaration(params):
     if duplicates:
         raise DeclarationError("container names must be unique in one task; declared more than "
                                "once: %s" % ", ".join(str(n) for n in duplicates))
+
+
+def _check_prune_stop(params):
+    signal = params.get("prune_stop_signal")
+    if signal is not None:
+        try:
+            core.parse_signal(signal)
+        except ValueError as exc:
+            raise DeclarationError("prune_stop_signal: %s" % exc)
+    timeout = params.get("prune_stop_timeout")
+    if timeout is not None and timeout < 0:
+        raise DeclarationError("prune_stop_timeout must be zero or more seconds, got %s" % timeout)
 
 
 def _build_path(item):
@@ -321,7 +335,8 @@ class Pruner(object):
         self.params = _defaults_of(CONTAINER_OPTIONS)
         self.params.update({"name": name, "state": "absent", "state_dir": task["state_dir"],
                             "runtime": None, "runtime_root": None,
-                            "stop_signal": PRUNE_STOP_SIGNAL, "stop_timeout": PRUNE_STOP_TIMEOUT})
+                            "stop_signal": task["prune_stop_signal"],
+                            "stop_timeout": task["prune_stop_timeout"]})
         self.check_mode = check_mode
 
     def managed(self, container):
@@ -373,6 +388,11 @@ def _item_diff(result):
             "before": diff.get("before", {}), "after": diff.get("after", {})}
 
 
+def _or_default(params, key):
+    value = params.get(key)
+    return CONTAINERS_OPTIONS[key]["default"] if value is None else value
+
+
 def converge_all(params, check_mode=False):
     """The module result for the ``containers`` module (``failed`` and ``msg`` when any item or
     prune failed; everything else converged all the same)."""
@@ -380,7 +400,9 @@ def converge_all(params, check_mode=False):
     builds = plan_builds(params["containers"])
     started = time.monotonic()
     task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
-            "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"]}
+            "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"],
+            "prune_stop_signal": _or_default(params, "prune_stop_signal"),
+            "prune_stop_timeout": _or_default(params, "prune_stop_timeout")}
     concurrency = params.get("concurrency") or DEFAULT_CONCURRENCY
     items = params["containers"]
 
