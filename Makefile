@@ -7,7 +7,7 @@ DEMO_INVENTORY := $(CURDIR)/build/demo-inventory.ini
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := $(VENV)/bin/python
 
-.PHONY: setup demo test sanity units integration molecule functional clean distclean
+.PHONY: setup demo test sanity units integration molecule functional clean distclean bench
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,12 @@ test: setup
 
 sanity units integration molecule functional: setup
 	bash scripts/run-tests.sh $@
+
+# Issue 10's benchmarks (not part of `make test`; about 15 minutes): results in bench/results/<date>.*
+bench: setup
+	bash scripts/setup-bench.sh
+	bash scripts/run-tests.sh --sync-only
+	$(CURDIR)/.venv-bench/bin/python bench/bench.py
 
 # Build output and test results; `make distclean` also drops the venv.
 clean:
