@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import build_runtime, run_locked
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
+    build_runtime,
+    describe_container,
+    run_locked,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -52,7 +56,7 @@ class CheckpointConverger(object):
         }
         if container is not None and not self.check_mode:
             container.forget_runtime_state()
-            result["container"] = container.describe()
+            result["container"] = describe_container(container)
         if self.actions and self.state == "restored":
             status_after = result.get("container", {}).get("status", "running")
             result["diff"] = {"before": {"container_status": status_before},

@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidPidError, StateError
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
@@ -17,14 +21,44 @@ COMMON_ARGUMENT_SPEC = dict(
 )
 
 
+@contextlib.contextmanager
+def damaged_records_hint(layout, container_id):
+    """A record file of ``container_id`` that cannot be read (truncated, not JSON, not a number)
+    becomes a StateError that says how to recover: remove the container's state directory; the
+    next run adopts the container from the runtime's state if it still runs (see
+    docs/reliability.md)."""
+    try:
+        yield
+    except (StateError, InvalidPidError) as exc:
+        path = exc.details.get("path") or ""
+        directory = layout.container_dir(container_id)
+        if not path.startswith(directory + os.sep):
+            raise
+        raise StateError(
+            "the records of container %r are damaged: %s. To recover, remove %s (rm -r) and run "
+            "again: a container the runtime still runs is then adopted from the runtime's state, "
+            "otherwise it is created afresh" % (container_id, exc.msg, directory),
+            container=container_id, path=path)
+
+
 def run_locked(layout, container_id, check_mode, converge):
     """Run ``converge()`` under the container's lock. Check mode touches nothing, not even the
     state dir, so it takes no lock (it only reads)."""
-    if check_mode:
-        return converge()
-    layout.ensure_state_dir()
-    with ContainerLock(layout, container_id):
-        return converge()
+    with damaged_records_hint(layout, container_id):
+        if check_mode:
+            return converge()
+        layout.ensure_state_dir()
+        with ContainerLock(layout, container_id):
+            return converge()
+
+
+def describe_container(container):
+    """container.describe() plus ``exit_status_unknown``: true when the container ran and stopped
+    but nobody saw how it ended (its shim was killed), so ``exit_status`` is null rather than an
+    invented number."""
+    view = container.describe()
+    view["exit_status_unknown"] = container.exit_status_unknown(view["status"], view["exit_status"])
+    return view
 
 
 def argument_spec(**specific):

@@ -15,10 +15,15 @@ import os
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import load_bundle
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError, InvalidIdError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
+    BundleError,
+    InvalidIdError,
+    InvalidValueError,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     DEFAULT_RUNTIME,
     build_runtime,
+    describe_container,
     run_locked,
 )
 
@@ -117,7 +122,7 @@ def validate_params(params):
     core.parse_signal(params["stop_signal"])
     for key in ("start_timeout", "stop_timeout"):
         if params[key] < 0:
-            raise ValueError("%s must be zero or more seconds, got %s" % (key, params[key]))
+            raise InvalidValueError("%s must be zero or more seconds, got %s" % (key, params[key]))
 
 
 def _stdio(params):
@@ -203,6 +208,8 @@ class ContainerConverger(object):
 
     def _converge(self, only_if=None):
         container = core.Container.load(self.layout, self.name)
+        if container is None and only_if is None and not self.check_mode:
+            container = self._adopt()
         if only_if is not None and not only_if(container):
             return None
         before = self._view(container)
@@ -266,6 +273,20 @@ class ContainerConverger(object):
             status = "paused"
         return status
 
+    def _adopt(self):
+        """The container the runtime has under this name when we have no record of it (our state
+        dir was wiped while it ran): its records rebuilt from the runtime's state, or None. A stat
+        first, so that a new container costs no extra runtime call."""
+        if not core.runtime_may_know(self.params.get("runtime") or DEFAULT_RUNTIME,
+                                     self.params.get("runtime_root"), self.name):
+            return None
+        container = core.Container.adopt(self.layout, self.runtime, self.name)
+        if container is not None:
+            self._note("adopt", "container %r had no record under %s; rebuilt it from the "
+                       "runtime's state (labels and stdio paths are not known)"
+                       % (self.name, self.layout.state_dir))
+        return container
+
     def _bundle_config(self, container):
         """The bundle the task means; None when it relies on a recorded bundle that is gone (a
         running container needs no bundle; a create will say what is missing)."""
@@ -318,18 +339,18 @@ class ContainerConverger(object):
     def _view(self, container):
         if container is None:
             return {"status": "absent"}
-        return container.describe()
+        return describe_container(container)
 
     def _finish(self, before, container, predicted_status):
         if not self.actions:
             after = before
         elif self.check_mode:
             after = dict(before) if before["status"] != "absent" else {
-                "pid": None, "shim_pid": None, "exit_status": None, "created": None, "labels": {},
-                "runtime": DEFAULT_RUNTIME}
+                "pid": None, "shim_pid": None, "exit_status": None, "exit_status_unknown": False,
+                "created": None, "labels": {}, "runtime": DEFAULT_RUNTIME}
             after.update(self._predicted(predicted_status))
         else:
-            after = container.describe()
+            after = describe_container(container)
         return self._result(before, after, container=after)
 
     def _predicted(self, status):
@@ -346,7 +367,8 @@ class ContainerConverger(object):
             predicted["labels"] = labels
         if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
                                                    for a in self.actions):
-            predicted.update({"pid": None, "shim_pid": None, "exit_status": None})
+            predicted.update({"pid": None, "shim_pid": None, "exit_status": None,
+                              "exit_status_unknown": False})
         if status == "stopped":
             predicted.update({"pid": None, "shim_pid": None})
         return predicted

@@ -17,6 +17,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import contai
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidIdError
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
+    damaged_records_hint,
+    describe_container,
+)
 
 # Statuses in which the init process has a cgroup to read.
 LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
@@ -58,10 +62,11 @@ class ContainerInfo(object):
         ids = [name] if name else self.layout.container_ids()
         containers = []
         for container_id in ids:
-            container = core.Container.load(self.layout, container_id, runtime=self._runtime)
-            if container is None or not labels_match(container.labels, self.wanted_labels):
-                continue
-            containers.append(self.describe(container))
+            with damaged_records_hint(self.layout, container_id):
+                container = core.Container.load(self.layout, container_id, runtime=self._runtime)
+                if container is None or not labels_match(container.labels, self.wanted_labels):
+                    continue
+                containers.append(self.describe(container))
         return {"changed": False, "containers": containers}
 
     def checkpoint_dir(self, container_id):
@@ -71,7 +76,7 @@ class ContainerInfo(object):
         return os.path.join(root, container_id)
 
     def describe(self, container):
-        info = container.describe()  # the one runtime `state` call
+        info = describe_container(container)  # the one runtime `state` call
         info["runtime_root"] = container.record.get("runtimeRoot") or None
         info["checkpoints"] = ckpt.CheckpointStore(self.checkpoint_dir(container.id)).list()
         info["resources"], info["stats"] = self.cgroup_view(info)

@@ -18,6 +18,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as proc
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
     InvalidIdError,
+    InvalidValueError,
     RuntimeCoreError,
 )
 
@@ -102,11 +103,11 @@ class ProcessConverger(object):
         self.state = params["state"]
         self.signal = core.parse_signal(params["signal"]) if params.get("signal") else None
         if params.get("timeout") is not None and params["timeout"] < 0:
-            raise ValueError("timeout must be zero or more seconds, got %s" % params["timeout"])
+            raise InvalidValueError("timeout must be zero or more seconds, got %s" % params["timeout"])
         self.user = parse_user(params["user"]) if params.get("user") not in (None, "") else None
         for key in ("stdin", "stdout", "stderr", "cwd"):
             if params.get(key) and not os.path.isabs(params[key]):
-                raise ValueError("%s must be an absolute path, got %r" % (key, params[key]))
+                raise InvalidValueError("%s must be an absolute path, got %r" % (key, params[key]))
         self.actions = []
         self.warnings = []
 
@@ -167,7 +168,7 @@ class ProcessConverger(object):
         if self.params.get("args"):
             overrides["args"] = list(self.params["args"])
         elif self.state != "absent":
-            raise ValueError("args is required to start process %r" % self.process_id)
+            raise InvalidValueError("args is required to start process %r" % self.process_id)
         base_env = container.init.spec().get("env") or []
         env = dict(item.partition("=")[::2] for item in base_env)
         for key, value in (self.params.get("env") or {}).items():

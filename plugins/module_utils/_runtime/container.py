@@ -15,14 +15,24 @@ from . import layout as L
 from .bundle import load_bundle
 from .oci import OciRuntime
 from .errors import (
+    BundleError,
     ContainerExitedError,
     ContainerNotRunningError,
+    InvalidValueError,
     RuntimeCommandError,
     RuntimeCoreError,
     StateError,
 )
 from .mounts import remove_empty_cgroups, unmount_below
-from .process import STDERR_LOG, STDOUT_LOG, ProcessRecord, launch, prepare_process_dir
+from .process import (
+    STDERR_LOG,
+    STDOUT_LOG,
+    ProcessRecord,
+    find_shims,
+    launch,
+    prepare_process_dir,
+)
+from .shim import process_start_time
 
 # The seed's states, plus "created" (the runtime created it but it was never started).
 RUNNING = "running"
@@ -37,18 +47,64 @@ KILL_WAIT = 10.0
 
 
 def parse_signal(value):
-    """Signal number from 15, '15', 'TERM' or 'SIGTERM'; ValueError with a clear message else."""
+    """Signal number from 15, '15', 'TERM' or 'SIGTERM'; InvalidValueError (a ValueError) with a
+    clear message else."""
     text = str(value).strip().upper()
     if text.isascii() and text.isdigit():
         number = int(text)
         if 0 < number < signals.NSIG:
             return number
-        raise ValueError("signal number %s is out of range 1-%d" % (number, signals.NSIG - 1))
+        raise InvalidValueError("signal number %s is out of range 1-%d" % (number, signals.NSIG - 1))
     name = text if text.startswith("SIG") else "SIG" + text
     number = getattr(signals, name, None)
     if not isinstance(number, int) or name.startswith("SIG_"):
-        raise ValueError("unknown signal %r" % (value,))
+        raise InvalidValueError("unknown signal %r" % (value,))
     return int(number)
+
+
+def default_runtime_root(runtime_name):
+    """Where a runtime keeps its state when no --root is given (as root)."""
+    return "/run/crun" if "crun" in os.path.basename(runtime_name or "") else "/run/runc"
+
+
+def runtime_may_know(runtime_name, root, container_id):
+    """Whether the runtime has a state directory for ``container_id``: a stat, no runtime call,
+    so that creating a new container costs nothing extra."""
+    return os.path.isdir(os.path.join(root or default_runtime_root(runtime_name), container_id))
+
+
+# The types of the state.json fields the core reads (anything else is kept as it is).
+_RECORD_TYPES = (
+    ("bundle", (str,), True),
+    ("labels", (list,), False),
+    ("stdin", (str,), False),
+    ("stdout", (str,), False),
+    ("stderr", (str,), False),
+    ("runtime", (str,), False),
+    ("runtimeRoot", (str,), False),
+    ("runtimeArgs", (list,), False),
+    ("noPivotRoot", (bool,), False),
+    ("configDigest", (str,), False),
+    ("created", (str,), False),
+)
+
+
+def record_problem(record):
+    """What is wrong with a parsed state.json, or '' when the core can use it."""
+    if not isinstance(record, dict):
+        return "it holds a JSON %s, not an object" % type(record).__name__
+    for key, types, required in _RECORD_TYPES:
+        value = record.get(key)
+        if value is None:
+            if required:
+                return "%r is missing" % key
+            continue
+        if not isinstance(value, types):
+            return "%r is a %s, not a %s" % (key, type(value).__name__, types[0].__name__)
+    for key in ("labels", "runtimeArgs"):
+        if not all(isinstance(item, str) for item in record.get(key) or []):
+            return "%r must hold only strings" % key
+    return ""
 
 
 def runtime_of_record(record):
@@ -84,9 +140,9 @@ class Container(object):
         record = L.read_json(path)
         if record is None:
             return None
-        if not isinstance(record, dict) or not isinstance(record.get("bundle"), str):
-            raise StateError("%s is not a container record; remove %s to start over"
-                             % (path, os.path.dirname(path)))
+        problem = record_problem(record)
+        if problem:
+            raise StateError("%s is not a container record: %s" % (path, problem), path=path)
         return cls(layout, runtime or runtime_of_record(record), container_id, record)
 
     @classmethod
@@ -118,6 +174,76 @@ class Container(object):
             # Nothing of ours ever ran under this id: spare the runtime a `state` call. (A runtime
             # container left by someone else under this id makes the create fail, and say so.)
             container._runtime_state, container._runtime_state_known = None, True
+        return container
+
+    @classmethod
+    def adopt(cls, layout, runtime, container_id):
+        """Rebuild the records of a container the runtime has under ``container_id`` but this
+        state dir does not (our state dir was wiped while it ran), from the runtime's ``state``
+        and the shim still watching it. None when the runtime has no such container.
+
+        Only a container that one of our shims (started for this state dir and id) still
+        watches, or one that no longer runs, is adopted: anything else may belong to someone
+        else, and taking it over could kill it, so StateError says what to do instead."""
+        if not runtime_may_know(runtime.name, runtime.root, container_id):
+            return None
+        state = runtime.state(container_id)
+        if state is None:
+            return None
+        status = state.get("status")
+        pid = state.get("pid") if status in (RUNNING, PAUSED, CREATED) else None
+        shims = find_shims(layout, container_id, L.INIT_PROCESS_ID)
+        if pid and not shims:
+            raise StateError(
+                "container %r is %s in the runtime (%s --root %s, pid %s, bundle %s) but %s has no "
+                "record of it and no shim of this state_dir watches it: it was made elsewhere, or "
+                "both its records and its shim are gone. Remove it (%s --root %s delete --force "
+                "%s) and run again, or use another name"
+                % (container_id, status, runtime.name, runtime.root or default_runtime_root(
+                    runtime.name), pid, state.get("bundle"), layout.state_dir, runtime.name,
+                   runtime.root or default_runtime_root(runtime.name), container_id),
+                container=container_id)
+        bundle = state.get("bundle") or ""
+        try:
+            config = load_bundle(bundle)
+        except BundleError:
+            config = None
+        record = {
+            "schemaVersion": L.SCHEMA_VERSION,
+            "bundle": bundle,
+            "labels": [],
+            "stdin": "",
+            "stdout": "",
+            "stderr": "",
+            "runtime": runtime.name,
+            "runtimeRoot": runtime.root or "",
+            "runtimeArgs": list(runtime.runtime_args),
+            "shim": "shim" if shims else "",
+            "noPivotRoot": False,
+            "configDigest": config.digest if config is not None else "",
+            "created": state.get("created") or utc_now(),
+            "adopted": utc_now(),
+        }
+        layout.ensure_state_dir()
+        L.make_private_dir(layout.container_dir(container_id))
+        container = cls(layout, runtime, container_id, record)
+        L.make_private_dir(container.init.dir)
+        if config is not None:
+            spec = dict(config.process)
+            spec.update({"exec": False, "runtimeArgs": record["runtimeArgs"], "noPivotRoot": False,
+                         "checkpoint": ""})
+            L.atomic_write_json(container.init.path(L.PROCESS_FILE), spec)
+        if pid:
+            # The shim writes exitStatus by path, into this recreated directory, when it ends.
+            L.atomic_write(container.init.path(L.PID_FILE), "%d\n" % pid)
+            L.atomic_write(container.init.path(L.START_TIME_FILE),
+                           "%s\n" % process_start_time(pid))
+            L.atomic_write(container.init.path(L.SHIM_PID_FILE),
+                           "%d %s\n" % (shims[0], process_start_time(shims[0])))
+        L.make_fifo(container.init.path(L.EXIT_FILE))
+        L.make_fifo(container.init.path(L.CONTROL_FILE))
+        container.save()  # state.json last: a half-adopted container is not seen as recorded
+        container._runtime_state, container._runtime_state_known = state, True
         return container
 
     def save(self):
@@ -170,6 +296,13 @@ class Container(object):
             self.init.wait_exit(EXIT_RECORD_GRACE)
             code = self.init.exit_status
         return code
+
+    def exit_status_unknown(self, status, exit_status):
+        """True when the init process ran and ended but nobody recorded how (its shim died first,
+        or its records were rebuilt from the runtime's): exit_status is then null, not an
+        invented number. ``status`` and ``exit_status`` as describe() found them."""
+        return status == STOPPED and exit_status is None and (
+            os.path.exists(self.init.path(L.PID_FILE)) or bool(self.record.get("adopted")))
 
     def describe(self):
         """The container as modules return it."""
@@ -251,8 +384,8 @@ class Container(object):
         self.forget_runtime_state()
         try:
             launch(self.layout, self.init, argv, stdio, timeout)
-        except Exception:
-            self._cleanup_failed_create()
+        except Exception as exc:
+            self._cleanup_failed_create(exc)
             raise
 
     def exec_process(self, process_id, overrides, stdio, timeout):
@@ -347,10 +480,14 @@ class Container(object):
         L.clear_dir(self.init.dir, keep=(STDOUT_LOG, STDERR_LOG))
         self.forget_runtime_state()
 
-    def _cleanup_failed_create(self):
+    def _cleanup_failed_create(self, error=None):
         # The shim's whole process group: a runtime verb or CRIU still running under it must not
         # carry on (or loop) after we gave up on it.
         self.init.kill_shim(group=True)
+        if _means_exists(error):
+            # The id was taken before our create: that container is not ours to delete.
+            self.forget_runtime_state()
+            return
         try:
             self.runtime.delete(self.id, force=True)
         except RuntimeCommandError:
@@ -370,3 +507,7 @@ class Container(object):
 
     def _kill_shim(self):
         self.init.kill_shim()
+
+
+def _means_exists(error):
+    return "already exists" in str(error or "")

@@ -95,6 +95,11 @@ class InvalidIdError(RuntimeCoreError):
     """An id that is empty, too long, or could escape the state directory."""
 
 
+class InvalidValueError(RuntimeCoreError, ValueError):
+    """A task value that cannot be right (a signal, a timeout); also a ValueError, so callers that
+    catch ValueError keep working."""
+
+
 class BundleError(RuntimeCoreError):
     """A bundle directory or its config.json is missing or unusable."""
 

@@ -169,8 +169,7 @@ def read_json(path, default=None):
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise StateError("%s is not valid JSON (%s); remove the container's state directory %s "
-                         "to start over" % (path, exc, os.path.dirname(path)))
+        raise StateError("%s is not valid JSON (%s)" % (path, exc), path=path)
 
 
 def read_int(path):
@@ -181,7 +180,7 @@ def read_int(path):
     try:
         return int(text.strip().split()[0])
     except (ValueError, IndexError):
-        raise StateError("%s does not hold an integer: %r" % (path, text[:40]))
+        raise StateError("%s does not hold an integer: %r" % (path, text[:40]), path=path)
 
 
 def make_fifo(path):

@@ -68,6 +68,28 @@ def descendants(pid):
     return found
 
 
+def find_shims(layout, container_id, process_id):
+    """Pids of live shims started for this state dir, container and process (from their
+    command lines: ``python -I -S <state_dir>/.shim/shim-*.py <state_dir> <id> <process> <fd>``)."""
+    prefix = os.path.join(layout.state_dir, L.SHIM_DIR) + os.sep
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as handle:
+                argv = handle.read().decode("utf-8", "replace").split("\0")
+        except (IOError, OSError):
+            continue
+        for index, arg in enumerate(argv):
+            if arg.startswith(prefix) and argv[index + 1:index + 4] == [
+                    layout.state_dir, container_id, process_id]:
+                if process_start_time(int(name)) is not None:
+                    found.append(int(name))
+                break
+    return sorted(found)
+
+
 class ProcessRecord(object):
     """Read-side view of one process directory; every property reads the disk afresh."""
 
@@ -96,7 +118,8 @@ class ProcessRecord(object):
             return int(text.strip()) if text and text.strip() != "None" else None
         except ValueError:
             raise StateError("%s does not hold a start time: %r" % (self.path(L.START_TIME_FILE),
-                                                                    text[:40]))
+                                                                    text[:40]),
+                             path=self.path(L.START_TIME_FILE))
 
     @property
     def exit_status(self):
