@@ -18,7 +18,7 @@ description:
     reach containers on other hosts, run the play on those hosts (for example with
     C(ansible-pull)), or manage the containers with the modules of the collection over SSH.
   - The container id is the inventory host name, or C(ansible_host). The inventory plugin
-    P(oci.runtime.oci_containers#inventory) presets every variable this plugin needs.
+    P(oci.runtime.containers#inventory) presets every variable this plugin needs.
   - When the container is recorded under O(state_dir) (it was started with M(oci.runtime.container)),
     commands run with its recorded process spec (environment, working directory, user,
     capabilities, rlimits), with the runtime, runtime root and global runtime arguments it was
@@ -100,7 +100,7 @@ notes:
     so they are not limited in size and keep the container's view of its file system (mounts
     included).
 seealso:
-  - plugin: oci.runtime.oci_containers
+  - plugin: oci.runtime.containers
     plugin_type: inventory
   - module: oci.runtime.container
 """
