@@ -7,7 +7,7 @@ DEMO_INVENTORY := $(CURDIR)/build/demo-inventory.ini
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := $(VENV)/bin/python
 
-.PHONY: setup demo test sanity units integration molecule functional clean distclean bench
+.PHONY: setup demo test docs sanity units integration molecule functional clean distclean bench
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,10 @@ demo: setup
 
 test: setup
 	bash scripts/run-tests.sh
+
+# The HTML docs site (antsibull-docs + Sphinx, warnings are errors) in build/docs/html.
+docs: setup
+	bash scripts/docs.sh
 
 sanity units integration molecule functional: setup
 	bash scripts/run-tests.sh $@
