@@ -5,11 +5,16 @@
 #   units        ansible-test units --venv        (tests/unit/)
 #   integration  ansible-test integration --venv  (tests/integration/targets/, real containers, as root)
 #   molecule     ansible-lint, molecule test --all (roles/ and extensions/molecule/: the roles against this host)
+#   fleet        scripts/fleet.sh, then --cleanup     (playbooks/fleet.yml: 8 hosts, 2 over SSH to an sshd on
+#                                                 loopback, 10 containers each: first, idempotent and
+#                                                 kill-restart runs checked)
+#   pytest_ansible pytest tests/pytest_ansible     (the modules through pytest-ansible's fixtures, real
+#                                                 containers; its collection finder on)
 #   functional   pytest -n 2 tests/functional     (the runtime core against real runc; pytest-ansible
 #                                                 is switched off there: its collection finder would
 #                                                 shadow the checkout)
 #
-# Usage: scripts/run-tests.sh [stage ...]     (no stage: all five)
+# Usage: scripts/run-tests.sh [stage ...]     (no stage: all of them)
 #        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
 #
 # ansible-test only runs from inside .../ansible_collections/<namespace>/<name>, and it resolves the real
@@ -24,7 +29,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 COLLECTIONS="$ROOT/build/collections"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
-ALL_STAGES=(sanity units integration molecule functional)
+ALL_STAGES=(sanity units integration molecule fleet pytest_ansible functional)
 
 log() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -109,6 +114,29 @@ stage_molecule() {
     [ "$(id -u)" -eq 0 ] || die "molecule scenarios install packages and run real containers: they need root"
     run env NO_COLOR=1 ansible-lint roles extensions
     run env NO_COLOR=1 molecule test --all
+}
+
+stage_fleet() {
+    [ "$(id -u)" -eq 0 ] || die "fleet: the fleet example runs real containers and an sshd: it needs root"
+    [ -x /usr/sbin/sshd ] || die "fleet: /usr/sbin/sshd is missing (openssh-server): run 'make setup' first"
+    # fleet.sh fails if the sshd cannot start or be logged in to; the cleanup runs whatever happened.
+    local rc=0
+    log "\$ scripts/fleet.sh"
+    bash "$ROOT/scripts/fleet.sh" || rc=$?
+    log "\$ scripts/fleet.sh --cleanup"
+    bash "$ROOT/scripts/fleet.sh" --cleanup || rc=$((rc ? rc : 1))
+    return "$rc"
+}
+
+stage_pytest_ansible() {
+    if ! has_tests "$BUILD/tests/pytest_ansible"; then
+        die "pytest_ansible: no test files under tests/pytest_ansible/: a suite that runs nothing passes nothing"
+    fi
+    [ "$(id -u)" -eq 0 ] || die "pytest_ansible: the examples run real containers and need root"
+    # Run from the collection copy: pytest-ansible sees galaxy.yml in .../ansible_collections/oci/runtime
+    # and puts build/collections on the collections path (no collections/ symlink tree is made).
+    run "$VENV/bin/python" -m pytest -p no:cacheprovider tests/pytest_ansible \
+        --inventory tests/pytest_ansible/inventory.ini --ansible-host-pattern pa_hosts --ansible-connection local
 }
 
 stage_functional() {
