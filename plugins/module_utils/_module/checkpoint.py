@@ -8,6 +8,7 @@ import os
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     build_runtime,
+    check_seconds,
     describe_container,
     run_locked,
 )
@@ -32,6 +33,7 @@ class CheckpointConverger(object):
                                                                  self.container_id)
         self.store = ckpt.CheckpointStore(directory)
         self.state = params["state"]
+        check_seconds("start_timeout", params.get("start_timeout"))
         self.actions = []
 
     def run(self):

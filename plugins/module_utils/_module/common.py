@@ -5,9 +5,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidPidError, StateError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
+    InvalidPidError,
+    InvalidValueError,
+    StateError,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
@@ -39,6 +44,17 @@ def damaged_records_hint(layout, container_id):
             "again: a container the runtime still runs is then adopted from the runtime's state, "
             "otherwise it is created afresh" % (container_id, exc.msg, directory),
             container=container_id, path=path)
+
+
+def check_seconds(name, value):
+    """A timeout must be a finite number of seconds, zero or more (Ansible's float type takes
+    'inf' and 'nan'); None (not given) passes."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise InvalidValueError("%s must be zero or more seconds, got %r" % (name, value))
+    return value
 
 
 def run_locked(layout, container_id, check_mode, converge):

@@ -18,11 +18,11 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
     BundleError,
     InvalidIdError,
-    InvalidValueError,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     DEFAULT_RUNTIME,
     build_runtime,
+    check_seconds,
     describe_container,
     run_locked,
 )
@@ -121,8 +121,7 @@ def validate_params(params):
             raise InvalidIdError("label %r has no value" % key)
     core.parse_signal(params["stop_signal"])
     for key in ("start_timeout", "stop_timeout"):
-        if params[key] < 0:
-            raise InvalidValueError("%s must be zero or more seconds, got %s" % (key, params[key]))
+        check_seconds(key, params[key])
 
 
 def _stdio(params):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_locked
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import check_seconds, run_locked
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as proc
@@ -102,8 +102,8 @@ class ProcessConverger(object):
                                  "manage it with oci.runtime.container" % self.process_id)
         self.state = params["state"]
         self.signal = core.parse_signal(params["signal"]) if params.get("signal") else None
-        if params.get("timeout") is not None and params["timeout"] < 0:
-            raise InvalidValueError("timeout must be zero or more seconds, got %s" % params["timeout"])
+        check_seconds("timeout", params.get("timeout"))
+        check_seconds("start_timeout", params.get("start_timeout"))
         self.user = parse_user(params["user"]) if params.get("user") not in (None, "") else None
         for key in ("stdin", "stdout", "stderr", "cwd"):
             if params.get(key) and not os.path.isabs(params[key]):
