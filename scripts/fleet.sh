@@ -110,8 +110,12 @@ EOF
         mkdir -p /run/sshd  # sshd's privilege separation directory (systemd would make it)
         /usr/sbin/sshd -t -f "$SSH_DIR/sshd_config" || die "sshd refuses its config $SSH_DIR/sshd_config"
         rm -f "$SSH_DIR/sshd.pid"
+        : >"$SSH_DIR/sshd.log"
         /usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$SSH_DIR/sshd.log" \
-            || die "sshd did not start: $(tail -5 "$SSH_DIR/sshd.log" 2>/dev/null)"
+            || die "sshd did not start: $(tail -5 "$SSH_DIR/sshd.log")"
+        # sshd may exit 0 and yet not run (it daemonizes before it finds it cannot bind): wait for it.
+        for _ in $(seq 30); do sshd_pid >/dev/null && break; sleep 0.1; done
+        sshd_pid >/dev/null || die "sshd did not start (port $PORT taken?): $(tail -5 "$SSH_DIR/sshd.log")"
     fi
     # Started is not enough: log in on every address, as Ansible will.
     local tries
