@@ -50,3 +50,15 @@ def leftovers(env, container_id):
         found.append("state dir entry %s" % container_id)
     found += ["mount %s" % point for point in mounts_below(env.runtime_root)]
     return found
+
+
+_COUNT = [0]
+
+
+def rel_id(env, label):
+    """A container id with this suite's prefix (rel-), unique on the host, removed by env's
+    finalizer."""
+    _COUNT[0] += 1
+    container_id = "rel-%d-%d-%s" % (os.getpid(), _COUNT[0], label)
+    env.ids.append(container_id)
+    return container_id

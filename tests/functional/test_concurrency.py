@@ -12,7 +12,7 @@ import sys
 import time
 
 from conftest import COLLECTIONS_ROOT, shim_processes, wait_for
-from faults_helpers import leftovers
+from faults_helpers import leftovers, rel_id
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.container_info import ContainerInfo
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
@@ -55,7 +55,7 @@ def run_in_interpreters(all_params, go_file, while_running=None):
 
 def test_eight_interpreters_converge_one_container(env, tmp_path):
     bundle = env.bundle()
-    name = env.new_id("rel-one")
+    name = rel_id(env, "one")
     reads = []
 
     def read_meanwhile():
@@ -80,7 +80,7 @@ def test_eight_interpreters_converge_one_container(env, tmp_path):
 
 def test_eight_interpreters_converge_eight_containers(env, tmp_path):
     bundle = env.bundle()
-    names = [env.new_id("rel-many%d" % i) for i in range(8)]
+    names = [rel_id(env, "many%d" % i) for i in range(8)]
     results = run_in_interpreters([env.params(n, bundle) for n in names], str(tmp_path / "go"))
     assert all(r["changed"] and r["container"]["status"] == "running" for r in results)
     assert sorted(r["container"]["id"] for r in results) == sorted(names)
@@ -97,7 +97,7 @@ def test_racing_running_and_absent_end_consistent(env, tmp_path):
     """Four runs want it running, four want it gone, all at once: every run succeeds, and what is
     left is exactly one of the two declared outcomes, with nothing half made."""
     bundle = env.bundle()
-    name = env.new_id("rel-mix")
+    name = rel_id(env, "mix")
     params = [env.params(name, bundle, state="running" if i % 2 else "absent", stop_signal="KILL")
               for i in range(8)]
     results = run_in_interpreters(params, str(tmp_path / "go"))

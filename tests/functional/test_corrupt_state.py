@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from conftest import shim_processes
-from faults_helpers import leftovers
+from faults_helpers import leftovers, rel_id
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger
 from ansible_collections.oci.runtime.plugins.module_utils._module.container_info import ContainerInfo
@@ -73,7 +73,7 @@ def _run(env, name, which):
 @pytest.mark.parametrize("relative, data, which", DAMAGE,
                          ids=["%s=%r" % (d[0], d[1] if d[1] is not None else "half")[:40] for d in DAMAGE])
 def test_damaged_record_names_the_fix(env, relative, data, which):
-    name = env.new_id("rel-bad")
+    name = rel_id(env, "bad")
     first = ContainerConverger(env.params(name, env.bundle())).run()["container"]
     job = ProcessConverger(_process_params(env, name, "job")).run()
     assert job["exit_status"] == 0, job
@@ -107,7 +107,7 @@ def test_damaged_record_names_the_fix(env, relative, data, which):
 def test_pid_of_another_process_restarts_the_container(env):
     """A pid file naming some other live process: the recorded process is not the runtime's, so the
     container counts as stopped (never signal a stranger), and `running` starts it afresh."""
-    name = env.new_id("rel-pid1")
+    name = rel_id(env, "pid1")
     first = ContainerConverger(env.params(name, env.bundle())).run()["container"]
     with open(os.path.join(env.state_dir, name, "init", "pid"), "w") as handle:
         handle.write("1\n")

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import RUNC, shim_processes, wait_for
-from faults_helpers import cgroup_dirs, leftovers, load_util
+from faults_helpers import cgroup_dirs, leftovers, load_util, rel_id
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.checkpoint import CheckpointConverger
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger
@@ -44,7 +44,7 @@ def kill_and_wait(pid):
 # --- the shim, the container, the runtime's state, our state --------------------------------------
 
 def test_shim_killed_exit_status_is_unknown(env):
-    name = env.new_id("rel-shim")
+    name = rel_id(env, "shim")
     first = converge(env, name, env.bundle())["container"]
     kill_and_wait(first["shim_pid"])
 
@@ -66,7 +66,7 @@ def test_shim_killed_exit_status_is_unknown(env):
 
 
 def test_container_killed_from_outside_is_stopped_137(env):
-    name = env.new_id("rel-kill")
+    name = rel_id(env, "kill")
     first = converge(env, name, env.bundle())["container"]
     kill_and_wait(first["pid"])
     wait_for(lambda: os.path.exists(os.path.join(env.state_dir, name, "init", "exitStatus")),
@@ -82,7 +82,7 @@ def test_container_killed_from_outside_is_stopped_137(env):
 
 
 def test_runtime_root_emptied_as_after_reboot(env):
-    name = env.new_id("rel-boot")
+    name = rel_id(env, "boot")
     first = converge(env, name, env.bundle())["container"]
     # A reboot: every process gone, /run (the runtime's root) empty, the cgroups gone; only our
     # records (on a disk that survives) remain.
@@ -104,7 +104,7 @@ def test_runtime_root_emptied_as_after_reboot(env):
 
 
 def test_state_dir_wiped_while_running_is_adopted(env):
-    name = env.new_id("rel-wipe")
+    name = rel_id(env, "wipe")
     bundle = env.bundle()
     first = converge(env, name, bundle, labels={"app": "x"})["container"]
     shutil.rmtree(env.state_dir)  # all of it: records, shim copy, locks
@@ -127,7 +127,7 @@ def test_state_dir_wiped_while_running_is_adopted(env):
 
 
 def test_state_dir_and_shim_gone_gives_recovery_message(env):
-    name = env.new_id("rel-orphan")
+    name = rel_id(env, "orphan")
     bundle = env.bundle()
     first = converge(env, name, bundle)["container"]
     kill_and_wait(first["shim_pid"])
@@ -153,7 +153,7 @@ def test_state_dir_and_shim_gone_gives_recovery_message(env):
 def test_stopped_runtime_container_without_record_is_adopted(env):
     """Our state dir wiped after the container ended (its shim gone too): adopted as stopped with
     an unknown exit status, then started afresh."""
-    name = env.new_id("rel-dead")
+    name = rel_id(env, "dead")
     bundle = env.bundle()
     first = converge(env, name, bundle)["container"]
     kill_and_wait(first["shim_pid"])
@@ -197,7 +197,7 @@ def _fail_and_recover(env, wrapper, verb, first_run, next_run):
 ])
 def test_runtime_fails_on_the_way_up(env, tmp_path, verb, state):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb)
-    name = env.new_id("rel-f%s" % verb)
+    name = rel_id(env, "f%s" % verb)
     bundle = env.bundle()
     result = _fail_and_recover(
         env, wrapper, verb,
@@ -214,7 +214,7 @@ def test_runtime_fails_on_the_way_up(env, tmp_path, verb, state):
 @pytest.mark.parametrize("verb, state", [("kill", "stopped"), ("delete", "absent")])
 def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb)
-    name = env.new_id("rel-f%s" % verb)
+    name = rel_id(env, "f%s" % verb)
     bundle = env.bundle()
     converge(env, name, bundle, runtime=wrapper)
     result = _fail_and_recover(
@@ -237,7 +237,7 @@ def _checkpoint_leftovers(directory):
 
 def test_runtime_fails_at_checkpoint(env, tmp_path):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, "checkpoint")
-    name = env.new_id("rel-fcp")
+    name = rel_id(env, "fcp")
     first = converge(env, name, env.bundle(), runtime=wrapper)["container"]
     directory = str(tmp_path / "checkpoints")
     params = _checkpoint_params(env, name, directory)
@@ -255,7 +255,7 @@ def test_runtime_fails_at_checkpoint(env, tmp_path):
 
 def test_runtime_fails_at_restore(env, tmp_path):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, "restore")
-    name = env.new_id("rel-frs")
+    name = rel_id(env, "frs")
     converge(env, name, env.bundle(), runtime=wrapper)
     directory = str(tmp_path / "checkpoints")
     result = CheckpointConverger(_checkpoint_params(env, name, directory, exit=True)).run()
@@ -301,8 +301,8 @@ def test_full_state_dir_gives_clear_error_and_keeps_state(env, tmp_path, request
     small = str(tmp_path / "small")
     _mount_tiny_tmpfs(small, request)
     env.state_dir = os.path.join(small, "state")
-    name = env.new_id("rel-full")
-    other = env.new_id("rel-full2")
+    name = rel_id(env, "full")
+    other = rel_id(env, "full2")
     bundle = env.bundle()
     try:
         first = converge(env, name, bundle, labels={"v": "1"})["container"]
