@@ -3,8 +3,12 @@
 #
 #   sanity       ansible-test sanity (all tests)
 #   units        ansible-test units --venv        (tests/unit/)
+#   docs         scripts/docs.sh                  (the HTML docs site, warnings are errors), and the
+#                                                 changelog: fragments lint, CHANGELOG.md is what
+#                                                 changelogs/changelog.yaml renders to
 #   integration  ansible-test integration --venv  (tests/integration/targets/, real containers, as root)
-#   molecule     ansible-lint, molecule test --all (roles/ and extensions/molecule/: the roles against this host)
+#   molecule     ansible-lint (roles, playbooks, scenarios), molecule test --all (extensions/molecule/:
+#                                                 the roles against this host)
 #   fleet        scripts/fleet.sh, then --cleanup     (playbooks/fleet.yml: 8 hosts, 2 over SSH to an sshd on
 #                                                 loopback, 10 containers each: first, idempotent and
 #                                                 kill-restart runs checked)
@@ -13,6 +17,8 @@
 #   functional   pytest -n 2 tests/functional     (the runtime core against real runc; pytest-ansible
 #                                                 is switched off there: its collection finder would
 #                                                 shadow the checkout)
+#   artifact     scripts/artifact-check.sh        (ansible-galaxy build, contents, install into an empty
+#                                                 collections path, ansible-doc and the demo from there)
 #
 # Usage: scripts/run-tests.sh [stage ...]     (no stage: all of them)
 #        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
@@ -29,7 +35,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
 COLLECTIONS="$ROOT/build/collections"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
-ALL_STAGES=(sanity units integration molecule fleet pytest_ansible functional)
+ALL_STAGES=(sanity units docs integration molecule fleet pytest_ansible functional artifact)
 
 log() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -99,6 +105,21 @@ stage_units() {
     run ansible-test units --color no --venv --python "$PY_VERSION"
 }
 
+stage_docs() {
+    bash "$ROOT/scripts/docs.sh"
+    [ -f "$BUILD/changelogs/changelog.yaml" ] && [ -f "$BUILD/CHANGELOG.md" ] \
+        || die "docs: changelogs/changelog.yaml or CHANGELOG.md is missing: release with antsibull-changelog"
+    run antsibull-changelog lint
+    local rendered
+    rendered=$(mktemp)
+    run antsibull-changelog generate --output "$rendered"
+    if ! diff -u "$BUILD/CHANGELOG.md" "$rendered"; then
+        rm -f "$rendered"
+        die "docs: CHANGELOG.md is not what changelogs/changelog.yaml renders to: run 'antsibull-changelog generate'"
+    fi
+    rm -f "$rendered"
+}
+
 stage_integration() {
     if [ -z "$(find "$BUILD/tests/integration/targets" -mindepth 1 -maxdepth 1 -type d -print -quit 2>/dev/null)" ]; then
         die "integration: no targets under tests/integration/targets/: a suite that runs nothing passes nothing"
@@ -112,7 +133,7 @@ stage_molecule() {
         die "molecule: no scenarios under extensions/molecule/: a suite that runs nothing passes nothing"
     fi
     [ "$(id -u)" -eq 0 ] || die "molecule scenarios install packages and run real containers: they need root"
-    run env NO_COLOR=1 ansible-lint roles extensions
+    run env NO_COLOR=1 ansible-lint roles playbooks extensions
     run env NO_COLOR=1 molecule test --all
 }
 
@@ -137,6 +158,10 @@ stage_pytest_ansible() {
     # and puts build/collections on the collections path (no collections/ symlink tree is made).
     run "$VENV/bin/python" -m pytest -p no:cacheprovider tests/pytest_ansible \
         --inventory tests/pytest_ansible/inventory.ini --ansible-host-pattern pa_hosts --ansible-connection local
+}
+
+stage_artifact() {
+    bash "$ROOT/scripts/artifact-check.sh"
 }
 
 stage_functional() {
