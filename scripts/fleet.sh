@@ -211,7 +211,8 @@ for host in hosts:
         problems.append("%s is missing from the play recap" % host)
     elif recap[host]["unreachable"] or recap[host]["failed"]:
         problems.append("%s: %s" % (host, recap[host]))
-declared = sorted(r["name"] for h in hosts for r in report.get(h, []))
+results = {h: report.get(h, {}).get("containers", []) for h in hosts}
+declared = sorted(r["name"] for h in hosts for r in results[h])
 if declared != expected:
     problems.append("the report lists %d containers, expected %d" % (len(declared), len(expected)))
 not_running = sorted(c for c in expected if now.get(c, ("absent",))[0] != "running")
@@ -221,7 +222,7 @@ extra = sorted(set(now) - set(expected))
 if extra:
     problems.append("runc lists containers that are not declared: %s" % " ".join(extra))
 
-changed_containers = sorted(r["name"] for h in hosts for r in report.get(h, []) if r["changed"])
+changed_containers = sorted(r["name"] for h in hosts for r in results[h] if r["changed"])
 changed_hosts = sorted(h for h in hosts if recap.get(h, {}).get("changed"))
 if mode == "first":
     if changed_containers != expected:
@@ -248,7 +249,7 @@ elif mode == "restart":
         if c not in killed and new != old:
             problems.append("%s was not killed but its init pid went from %s to %s" % (c, old, new))
     for h in hosts:
-        for r in report.get(h, []):
+        for r in results[h]:
             if r["name"] in killed:
                 print("fleet:   %s: %s" % (r["name"], ", ".join(r["actions"])))
 
@@ -256,8 +257,11 @@ if problems:
     for p in problems:
         print("fleet: CHECK FAILED (%s): %s" % (name, p), file=sys.stderr)
     sys.exit(1)
-print("fleet: %s: checked: %d containers running on %d hosts; recap changed per host: %s"
-      % (name, len(expected), len(hosts), " ".join("%s=%d" % (h, recap[h]["changed"]) for h in hosts)))
+elapsed = [report[h].get("elapsed", 0) for h in hosts]
+print("fleet: %s: checked: %d containers running on %d hosts; recap changed per host: %s; "
+      "time in the module per host: %.2f-%.2f s"
+      % (name, len(expected), len(hosts), " ".join("%s=%d" % (h, recap[h]["changed"]) for h in hosts),
+         min(elapsed), max(elapsed)))
 PYEOF
 
 check() {  # check RUN MODE: check a run (modes: first, idempotent, restart)
