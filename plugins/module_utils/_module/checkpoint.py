@@ -144,6 +144,8 @@ class CheckpointConverger(object):
             raise ckpt.CheckpointError("restore of container %r from checkpoint %r failed: %s%s" % (
                 self.container_id, self.name, exc.msg,
                 _criu_detail(os.path.join(work, "restore.log"), criu)))
+        finally:
+            L.make_tree_private(work)  # CRIU's log follows the umask
         return container
 
 

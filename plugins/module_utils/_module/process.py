@@ -189,9 +189,9 @@ class ProcessConverger(object):
         recorded = record.spec().get("args")
         if recorded != list(self.params["args"]):
             self.warnings.append(
-                "process %r of container %r was started with args %s, not %s; it is not started "
-                "again while its record exists (remove it with state=absent first)"
-                % (self.process_id, self.container_id, recorded, self.params["args"]))
+                "process %r of container %r was started with other args than this task's; it "
+                "is not started again while its record exists (remove it with state=absent "
+                "first)" % (self.process_id, self.container_id))
 
     def _do(self, action, func, *args):
         self.actions.append(action)

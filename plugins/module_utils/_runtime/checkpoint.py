@@ -190,6 +190,8 @@ class CheckpointStore(object):
             L.remove_tree(staging)
             raise CheckpointError("checkpoint of container %r failed: %s" % (
                 container.id, failure_text(exc, os.path.join(work, "dump.log"), criu)))
+        L.make_tree_private(staging)  # CRIU writes its images (memory pages too) 0644
+        L.make_tree_private(work)
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "name": name,

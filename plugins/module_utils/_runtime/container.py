@@ -137,6 +137,10 @@ class Container(object):
 
         Without ``runtime`` it is driven by the runtime it was created with (from state.json)."""
         path = layout.state_file(container_id)
+        if os.path.islink(layout.container_dir(container_id)):
+            raise StateError("%s is a symlink; refusing to follow it out of the state dir (remove "
+                             "it)" % layout.container_dir(container_id),
+                             path=layout.container_dir(container_id))
         record = L.read_json(path)
         if record is None:
             return None

@@ -102,20 +102,49 @@ class Layout(object):
                 return []
             raise StateError("cannot list state_dir %s: %s" % (self.state_dir, exc.strerror))
         return sorted(n for n in names if is_valid_id(n)
+                      and not os.path.islink(os.path.join(self.state_dir, n))
                       and os.path.isfile(os.path.join(self.state_dir, n, STATE_FILE)))
 
 
 def make_private_dir(path):
-    """mkdir -p with mode 0700; refuses a symlink where a directory should be."""
+    """mkdir -p with mode 0700 for every directory it creates (os.makedirs would give the missing
+    parents the umask's mode); refuses a symlink where the directory should be."""
+    missing = []
+    current = os.path.normpath(path)
+    while not os.path.lexists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise StateError("cannot create directory %s: %s" % (directory, exc.strerror))
     try:
-        os.makedirs(path, 0o700)
+        st = os.lstat(path)
     except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise StateError("cannot create directory %s: %s" % (path, exc.strerror))
-    st = os.lstat(path)
+        raise StateError("cannot create directory %s: %s" % (path, exc.strerror))
     if not stat.S_ISDIR(st.st_mode):
-        raise StateError("%s exists and is not a directory" % path)
+        raise StateError("%s exists and is not a directory%s; refusing to use it"
+                         % (path, " (a symlink)" if stat.S_ISLNK(st.st_mode) else ""))
     return path
+
+
+def make_tree_private(path):
+    """Directories 0700 and files 0600 below ``path`` (what CRIU and runc create follows the
+    umask); symlinks are left alone, never followed."""
+    for root, dirs, files in os.walk(path):
+        for name, mode in [(d, 0o700) for d in dirs] + [(f, 0o600) for f in files]:
+            full = os.path.join(root, name)
+            try:
+                st = os.lstat(full)
+                if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                    os.chmod(full, mode)
+            except OSError:
+                pass
 
 
 def atomic_write(path, data, mode=0o600):
@@ -220,14 +249,23 @@ def remove_tree(path):
 
 
 def clear_dir(path, keep=()):
-    """Remove everything in ``path`` except the entries named in ``keep`` (no symlink followed)."""
+    """Remove everything in ``path`` except the entries named in ``keep`` (no symlink followed: a
+    symlink in place of ``path`` is removed, not listed, and kept entries must be regular files)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        _unlink_quietly(path)
+        return
     try:
         names = os.listdir(path)
     except OSError:
         return
     for name in names:
-        if name not in keep:
-            remove_tree(os.path.join(path, name))
+        full = os.path.join(path, name)
+        if name not in keep or not os.path.isfile(full) or os.path.islink(full):
+            remove_tree(full)
 
 
 def _unlink_quietly(path):

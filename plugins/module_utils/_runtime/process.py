@@ -270,6 +270,7 @@ def launch(layout, record, argv, stdio, timeout):
     ContainerStartTimeoutError when the shim does not report within ``timeout`` seconds.
     """
     script = install_shim(layout)
+    _create_private_file(record.path(L.RUNTIME_LOG_FILE))  # the runtime appends with its umask
     L.atomic_write_json(record.path(L.LAUNCH_FILE), {
         "argv": argv,
         "stdin": stdio["stdin"],
@@ -300,7 +301,30 @@ def launch(layout, record, argv, stdio, timeout):
     if not report.get("ok"):
         raise ContainerNotStartedError(record.container_id,
                                        report.get("error") or "the shim gave no reason")
+    _make_private(record.path(L.PID_FILE))  # the runtime writes it 0644
     return int(report["pid"])
+
+
+def _create_private_file(path):
+    """An empty 0600 file at ``path`` unless a regular file is there; a symlink is replaced."""
+    if os.path.islink(path):
+        os.unlink(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise StateError("cannot create %s: %s" % (path, exc.strerror))
+    _make_private(path)
+
+
+def _make_private(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _read_report(fd, timeout):
