@@ -17,23 +17,95 @@ What it does, in order:
    pipe but not a host file outside the container's mounts);
 3. reads the pid file, records ``starttime`` and reports ``{"ok": true, "pid": N}`` (or the runtime's
    error) as one JSON line on ``report_fd``, then closes it;
-4. copies output and reaps children until the container process is reaped, drains the pipes, writes
-   ``exitStatus`` (the exit code, or 128 + signal number), closes the ``exit`` fifo and exits.
-   Meanwhile it serves the ``control`` fifo: a line ``0 0 0`` closes the process's stdin (the seed's
-   shim protocol).
+4. re-executes itself (same pid, same session, still the subreaper: execve keeps all three) as the
+   long-running monitor, handing over only the fds it needs; the monitor copies output and reaps
+   children until the container process is reaped, drains the pipes, writes ``exitStatus`` (the exit
+   code, or 128 + signal number), closes the ``exit`` fifo and exits. Meanwhile it serves the
+   ``control`` fifo: a line ``0 0 0`` closes the process's stdin (the seed's shim protocol).
+
+Memory (issue 10): one shim runs per container process, so what the long-running part holds is paid
+per container. Steps 1-3 need JSON and ctypes; the monitor of step 4 is a fresh interpreter that
+imports only os, errno, select and _signal (a bare ``python -I -S`` is most of what is left).
+JSON goes through the C scanner in ``_json`` rather than the ``json`` package, which imports ``re``
+and ``enum``: faster to start, and the start is on the path of every create.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import select
-import signal
 import sys
+
+try:
+    # The C half of the signal module: ``signal`` itself imports enum (and with it functools,
+    # collections, ...), about 0.9 MiB per shim on Python 3.11.
+    import _signal as signal
+except ImportError:  # pragma: no cover - other Pythons
+    import signal
 
 PR_SET_CHILD_SUBREAPER = 36
 EXIT_UNKNOWN = None
+MONITOR = "monitor"  # argv word that starts the long-running half (see exec_monitor)
+PENDING_CHUNK = 32768  # bytes of not-yet-copied data per argv word (hex: 64 KiB, under MAX_ARG_STRLEN)
+# The monitor runs this file's code object, marshalled once per shim digest and Python next to the
+# script: compiling the source would leave the parser's ~1.4 MiB of freed heap behind in every shim.
+# argv: ``python -I -S -c MONITOR_LOADER <script> <state_dir> <id> <process> monitor <code_fd> ...``;
+# the code comes through an fd opened before the exec, as the state dir may be gone by then.
+MONITOR_LOADER = ("import marshal,os,sys;sys.argv=sys.argv[1:];"
+                  "f=os.fdopen(int(sys.argv[5]),'rb');c=marshal.loads(f.read());f.close();del f;"
+                  "exec(c,{'__name__':'__main__','__file__':sys.argv[0]})")
+
+
+class _JsonContext(object):
+    """What ``_json.make_scanner`` reads from a decoder: plain JSON, no hooks."""
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float
+    memo = None
+
+
+def json_loads(text):
+    """``json.loads`` through the C scanner of ``_json`` (the ``json`` package imports re and enum:
+    slower to start, and the shim's start is on the path of every create); ValueError if not JSON."""
+    try:
+        import _json
+    except ImportError:  # pragma: no cover - Pythons without the accelerator
+        import json
+        return json.loads(text)
+    text = text.strip()
+    try:
+        value, end = _json.make_scanner(_JsonContext())(text, 0)
+    except StopIteration:
+        raise ValueError("not JSON: %r" % text[:40])
+    if end != len(text):
+        raise ValueError("extra data after JSON: %r" % text[end:end + 40])
+    return value
+
+
+def json_string(text):
+    try:
+        from _json import encode_basestring_ascii
+    except ImportError:  # pragma: no cover
+        from json import dumps as encode_basestring_ascii
+    return encode_basestring_ascii(text)
+
+
+def json_dumps(payload):
+    """One flat JSON object (str keys; str, int, bool or None values) as the report line needs."""
+    parts = []
+    for key, value in payload.items():
+        if value is None or isinstance(value, bool):
+            text = {None: "null", True: "true", False: "false"}[value]
+        elif isinstance(value, int):
+            text = "%d" % value
+        else:
+            text = json_string(str(value))
+        parts.append("%s: %s" % (json_string(key), text))
+    return "{" + ", ".join(parts) + "}"
 
 
 def _write_file(path, text):
@@ -41,7 +113,9 @@ def _write_file(path, text):
     tmp = "%s.%d.tmp" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, text.encode("utf-8"))
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        while data:
+            data = data[os.write(fd, data):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -97,6 +171,21 @@ def _spawn(argv, stdio, cwd):
     return pid
 
 
+def _monitor_code(script):
+    """An fd on ``<script>.<cache tag>.code``, this script's marshalled code (written the first time);
+    None when it cannot be had (then the shim monitors without re-executing)."""
+    path = "%s.%s.code" % (script, sys.implementation.cache_tag)
+    try:
+        if not os.path.isfile(path):
+            import marshal
+            with open(script, "rb") as handle:
+                code = compile(handle.read(), script, "exec", dont_inherit=True)
+            _write_file(path, marshal.dumps(code))
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
 def _exit_code(status):
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
@@ -111,7 +200,7 @@ def _runtime_error(log_file, stderr_file):
     for line in (_read_file(log_file) or "").splitlines():
         for chunk in line.replace("}{", "}\n{").splitlines():
             try:
-                entry = json.loads(chunk)
+                entry = json_loads(chunk)
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
@@ -168,9 +257,13 @@ class Shim(object):
     """One container process: its stdio pipes, its runtime verb, its exit."""
 
     def __init__(self, state_dir, container_id, process_id, report_fd):
+        self.state_dir = state_dir
+        self.container_id = container_id
+        self.process_id = process_id
         self.process_dir = os.path.join(state_dir, container_id, process_id)
         self.report_fd = report_fd
-        self.launch = json.loads(_read_file(os.path.join(self.process_dir, "launch.json")))
+        self.launch = None   # launch.json, read by start()
+        self.control_fd = None
         self.container_pid = None
         self.outputs = []    # Pumps: container stdout/stderr pipe -> log file
         self.stdin = None    # Pump: stdin file -> container stdin pipe (None once done)
@@ -180,7 +273,7 @@ class Shim(object):
         if self.report_fd is None:
             return
         try:
-            os.write(self.report_fd, (json.dumps(payload) + "\n").encode("utf-8"))
+            os.write(self.report_fd, (json_dumps(payload) + "\n").encode("utf-8"))
         except OSError:
             pass  # the module stopped waiting; the records on disk still tell the truth
         os.close(self.report_fd)
@@ -209,7 +302,7 @@ class Shim(object):
 
     def start(self):
         """Run the runtime verb; return the container pid or None (after reporting the error)."""
-        launch = self.launch
+        launch = self.launch = json_loads(_read_file(os.path.join(self.process_dir, "launch.json")))
         self._watch_children()
         child_stdio = self._stdio_pipes()
         runtime_pid = _spawn(launch["argv"], child_stdio, self.process_dir)
@@ -332,8 +425,69 @@ class Shim(object):
                 pass
         return ready
 
+    def exec_monitor(self, exit_fd):
+        """Replace this interpreter, which imported what the start needed, by a fresh one running only
+        the monitor (same pid and session; the subreaper flag and ignored signals survive execve).
+        Hands over the container pid, the exit fifo and the stdio pumps, with any data not copied yet.
+        Returns only if the exec failed, and then nothing has changed: the caller monitors here."""
+        script = os.path.abspath(__file__)
+        code_fd = _monitor_code(script)
+        if code_fd is None:
+            return  # no code to hand over (the state dir went away?): monitor from here
+        args = [self.state_dir, self.container_id, self.process_id, MONITOR, str(code_fd),
+                str(self.container_pid), str(exit_fd), str(self.control_fd)]
+        fds = [code_fd, exit_fd, self.control_fd]
+        for kind, pumps in (("o", self.outputs), ("i", [self.stdin] if self.stdin is not None else [])):
+            for pump in pumps:
+                args.append("%s=%d,%d" % (kind, pump.src, pump.dst))
+                fds += [pump.src, pump.dst]
+                for start in range(0, len(pump.pending), PENDING_CHUNK):
+                    args.append("+" + pump.pending[start:start + PENDING_CHUNK].hex())
+        try:
+            for fd in fds:
+                os.set_inheritable(fd, True)
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LOADER, script] + args)
+        except (OSError, ValueError):
+            for fd in fds[1:]:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass
+            os.close(code_fd)
+
+    @classmethod
+    def from_monitor_args(cls, state_dir, container_id, process_id, args):
+        """The Shim that exec_monitor handed over; returns (shim, exit_fd). ``args`` follow the
+        ``monitor`` word: the code fd (already read and closed by the loader), the container pid,
+        the exit and control fifo fds, then ``o=src,dst`` / ``i=src,dst`` pumps, each followed by its
+        pending data as ``+<hex>`` words."""
+        shim = cls(state_dir, container_id, process_id, None)
+        shim.container_pid = int(args[1])
+        exit_fd = int(args[2])
+        shim.control_fd = int(args[3])
+        pump = None
+        for word in args[4:]:
+            if word.startswith("+") and pump is not None:
+                pump.pending += bytes.fromhex(word[1:])
+                continue
+            kind, dummy, fds = word.partition("=")
+            src, dst = (int(fd) for fd in fds.split(","))
+            pump = Pump(src, dst)
+            if kind == "o":
+                shim.outputs.append(pump)
+            else:
+                shim.stdin = pump
+        for fd in [exit_fd, shim.control_fd] + [fd for p in shim.outputs + [shim.stdin] if p is not None for fd in (p.src, p.dst)]:
+            os.set_inheritable(fd, False)
+        return shim, exit_fd
+
+    def open_control(self):
+        """Open the control fifo before reporting: the records may be wiped once the module has
+        its answer, and the shim must go on regardless."""
+        self.control_fd = os.open(os.path.join(self.process_dir, "control"), os.O_RDWR | os.O_NONBLOCK)
+
     def monitor(self):
-        control_fd = os.open(os.path.join(self.process_dir, "control"), os.O_RDWR | os.O_NONBLOCK)
+        control_fd = self.control_fd
         while True:
             code = self.reap()
             if code is not None:
@@ -347,8 +501,21 @@ class Shim(object):
         os.close(control_fd)
 
 
+def monitor_main(state_dir, container_id, process_id, args):
+    """The long-running half, in the interpreter that exec_monitor started."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    shim, exit_fd = Shim.from_monitor_args(state_dir, container_id, process_id, args)
+    shim._watch_children()
+    shim.monitor()
+    os.close(exit_fd)
+    return 0
+
+
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) > 6 and args[3] == MONITOR:
+        return monitor_main(args[0], args[1], args[2], args[4:])
     if len(args) != 4:
         sys.stderr.write("usage: shim <state_dir> <container_id> <process_id> <report_fd>\n")
         return 2
@@ -363,6 +530,7 @@ def main(argv=None):
         shim = Shim(state_dir, container_id, process_id, report_fd)
         # Hold the exit fifo open from the start: a waiter sees EOF only once the shim is done.
         exit_fd = os.open(os.path.join(shim.process_dir, "exit"), os.O_RDWR)
+        shim.open_control()
         _become_subreaper()
         _write_file(os.path.join(shim.process_dir, "shim.pid"),
                     "%d %s\n" % (os.getpid(), process_start_time(os.getpid())))
@@ -370,6 +538,7 @@ def main(argv=None):
         if pid is None:
             return 1
         shim.report({"ok": True, "pid": pid})
+        shim.exec_monitor(exit_fd)  # returns only if the exec failed: then monitor from here
         shim.monitor()
         os.close(exit_fd)
         return 0
@@ -379,7 +548,7 @@ def main(argv=None):
             shim.report({"ok": False, "rc": None, "error": message})
         else:
             try:
-                os.write(report_fd, (json.dumps({"ok": False, "error": message}) + "\n").encode())
+                os.write(report_fd, (json_dumps({"ok": False, "error": message}) + "\n").encode())
             except OSError:
                 pass
         return 1
