@@ -192,12 +192,23 @@ container:
           runs, when it never ran, or when nobody saw it end (its shim died).
       type: int
       sample: 0
+    exit_status_unknown:
+      description:
+        - True when the container ran and stopped but nobody saw how it ended (its shim was killed,
+          or its records were rebuilt from the runtime's state after the state dir was wiped);
+          C(exit_status) is then null rather than an invented number. False otherwise.
+      type: bool
+      sample: false
     config_digest:
       description: SHA-256 of the bundle's C(config.json) when the container was last created.
       type: str
       sample: "sha256:8a266d93a7d16fce82f587d41e31013244b46f31b5895ca03bc173b31602bafd"
 actions:
-  description: What the task did (or would do in check mode), in order.
+  description:
+    - What the task did (or would do in check mode), in order.
+    - C(adopt) means the runtime had the container but O(state_dir) had no record of it (the state
+      dir was wiped while it ran): its record was rebuilt from the runtime's state and the shim
+      still watching it; labels and stdio paths are then unknown. Check mode does not adopt.
   returned: always
   type: list
   elements: str

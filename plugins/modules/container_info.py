@@ -145,6 +145,13 @@ containers:
           runs, when it never ran, or when nobody saw it end (its shim died).
       type: int
       sample: 0
+    exit_status_unknown:
+      description:
+        - True when the container ran and stopped but nobody saw how it ended (its shim was killed,
+          or its records were rebuilt from the runtime's state after the state dir was wiped);
+          C(exit_status) is then null rather than an invented number. False otherwise.
+      type: bool
+      sample: false
     config_digest:
       description: SHA-256 of the bundle's C(config.json) when the container was last created.
       type: str

@@ -332,3 +332,26 @@ def test_full_state_dir_gives_clear_error_and_keeps_state(env, tmp_path, request
         remove_and_check(env, other)
     finally:
         env.cleanup()  # before the tmpfs goes: shims hold files on it
+
+
+def test_create_over_a_foreign_container_leaves_it_alone(env):
+    """A container the runtime already has under the id (made by someone else, so no shim of ours
+    watches it): our create fails with the runtime's message, and our cleanup does not delete it."""
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.container import Container
+
+    name = rel_id(env, "foreign")
+    bundle = env.bundle()
+    subprocess.run([RUNC, "--root", env.runtime_root, "run", "-d", "--bundle", bundle, name],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True, timeout=60)
+    foreign_pid = env.runc_state(name)["pid"]
+    container = Container.register(env.layout, env.runtime, name, bundle)
+    with pytest.raises(RuntimeCoreError) as info:
+        container.create(30)
+    assert "already exists" in str(info.value)
+    assert env.runc_state(name)["pid"] == foreign_pid and process_start_time(foreign_pid)
+    # and the converger says what to do instead of creating
+    with pytest.raises(StateError) as info:
+        converge(env, name, bundle)
+    assert "delete --force %s" % name in str(info.value)
+    assert env.runc_state(name)["pid"] == foreign_pid
