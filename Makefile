@@ -7,7 +7,7 @@ DEMO_INVENTORY := $(CURDIR)/build/demo-inventory.ini
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := $(VENV)/bin/python
 
-.PHONY: setup demo test docs sanity units integration molecule functional clean distclean bench
+.PHONY: setup demo test docs fleet sanity units integration molecule pytest_ansible functional artifact clean distclean bench
 
 setup:
 	bash scripts/setup.sh
@@ -22,11 +22,16 @@ demo: setup
 test: setup
 	bash scripts/run-tests.sh
 
+# The fleet example: 8 inventory hosts (2 over SSH to a loopback sshd), 10 containers each; three
+# checked runs, then everything is removed again (scripts/fleet.sh, docs/fleet.md).
+fleet: setup
+	bash scripts/run-tests.sh fleet
+
 # The HTML docs site (antsibull-docs + Sphinx, warnings are errors) in build/docs/html.
 docs: setup
 	bash scripts/docs.sh
 
-sanity units integration molecule functional: setup
+sanity units integration molecule pytest_ansible functional artifact: setup
 	bash scripts/run-tests.sh $@
 
 # Issue 10's benchmarks (not part of `make test`; about 15 minutes): results in bench/results/<date>.*

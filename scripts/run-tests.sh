@@ -94,6 +94,8 @@ run() {  # run CMD...: print and run a command in the collection copy
 }
 
 # --- stages ----------------------------------------------------------------------------------------------
+# Stages run as `if ! stage_x`, where bash ignores `set -e`: a stage of several commands must check each
+# one itself (`|| return 1`), or an early failure is hidden by a later success.
 stage_sanity() {
     run ansible-test sanity --color no --python "$PY_VERSION"
 }
@@ -106,13 +108,13 @@ stage_units() {
 }
 
 stage_docs() {
-    bash "$ROOT/scripts/docs.sh"
+    bash "$ROOT/scripts/docs.sh" || return 1
     [ -f "$BUILD/changelogs/changelog.yaml" ] && [ -f "$BUILD/CHANGELOG.md" ] \
         || die "docs: changelogs/changelog.yaml or CHANGELOG.md is missing: release with antsibull-changelog"
-    run antsibull-changelog lint
+    run antsibull-changelog lint || return 1
     local rendered
     rendered=$(mktemp)
-    run antsibull-changelog generate --output "$rendered"
+    run antsibull-changelog generate --output "$rendered" || { rm -f "$rendered"; return 1; }
     if ! diff -u "$BUILD/CHANGELOG.md" "$rendered"; then
         rm -f "$rendered"
         die "docs: CHANGELOG.md is not what changelogs/changelog.yaml renders to: run 'antsibull-changelog generate'"
@@ -133,7 +135,7 @@ stage_molecule() {
         die "molecule: no scenarios under extensions/molecule/: a suite that runs nothing passes nothing"
     fi
     [ "$(id -u)" -eq 0 ] || die "molecule scenarios install packages and run real containers: they need root"
-    run env NO_COLOR=1 ansible-lint roles playbooks extensions
+    run env NO_COLOR=1 ansible-lint roles playbooks extensions || return 1
     run env NO_COLOR=1 molecule test --all
 }
 
