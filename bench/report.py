@@ -119,8 +119,14 @@ def write_markdown(result, path):
         fleet = result["fleet"]
         lines += ["", "## 5. Fleet (playbooks/fleet.yml)", ""]
         if fleet.get("status") == "measured":
-            lines.append("First run %.2f s, rerun %.2f s (changed=%d)." % (
-                fleet["first_s"], fleet["rerun_s"], fleet["rerun_changed"]))
+            lines.append("| run | seconds |")
+            lines.append("|---|---|")
+            for key, label in (("first_s", "first converge"), ("rerun_s", "idempotent rerun"),
+                               ("after_kill_s", "rerun after kill -9 of 3 containers")):
+                if fleet.get(key) is not None:
+                    lines.append("| %s | %.2f |" % (label, fleet[key]))
+            lines.append("")
+            lines.append("%s (whole script with its checks: %s s)." % (fleet.get("note", ""), fleet.get("script_s")))
         else:
             lines.append("%s%s" % (fleet.get("status"), (": " + fleet["error"]) if fleet.get("error") else ""))
     with open(path, "w") as handle:

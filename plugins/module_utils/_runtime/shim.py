@@ -52,6 +52,16 @@ PENDING_CHUNK = 32768  # bytes of not-yet-copied data per argv word (hex: 64 KiB
 # script: compiling the source would leave the parser's ~1.4 MiB of freed heap behind in every shim.
 # argv: ``python -I -S -c MONITOR_LOADER <script> <state_dir> <id> <process> monitor <code_fd> ...``;
 # the code comes through an fd opened before the exec, as the state dir may be gone by then.
+# The same for the start: ``python -I -S -c START_LOADER <script> <args>``, from the code file an earlier
+# shim left (its path is known before anything can wipe it), else from the source: compiling this file
+# costs 5-12 ms here, on the path of every create (see start_argv).
+START_LOADER = ("import marshal,sys;sys.argv=sys.argv[1:]\n"
+                "try:\n"
+                " f=open('%s.%s.code'%(sys.argv[0],sys.implementation.cache_tag),'rb')\n"
+                " c=marshal.loads(f.read());f.close();del f\n"
+                "except Exception:\n"
+                " f=open(sys.argv[0],'rb');c=compile(f.read(),sys.argv[0],'exec',dont_inherit=True);f.close();del f\n"
+                "exec(c,{'__name__':'__main__','__file__':sys.argv[0]})")
 MONITOR_LOADER = ("import marshal,os,sys;sys.argv=sys.argv[1:];"
                   "f=os.fdopen(int(sys.argv[5]),'rb');c=marshal.loads(f.read());f.close();del f;"
                   "exec(c,{'__name__':'__main__','__file__':sys.argv[0]})")
@@ -108,15 +118,18 @@ def json_dumps(payload):
     return "{" + ", ".join(parts) + "}"
 
 
-def _write_file(path, text):
-    """Atomic small-file write (temp + rename), mode 0600."""
+def _write_file(path, text, durable=True):
+    """Atomic small-file write (temp + rename), mode 0600. ``durable=False`` skips the fsync, for
+    records of live processes (shim.pid, starttime) that no crash can leave meaningful: it is on
+    the path of every create."""
     tmp = "%s.%d.tmp" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         data = text.encode("utf-8") if isinstance(text, str) else text
         while data:
             data = data[os.write(fd, data):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -145,11 +158,28 @@ def process_start_time(pid):
         return None
 
 
+def _prctl_function():
+    """libc's prctl through the C half of ctypes: the ``ctypes`` package costs about 5 ms of start-up
+    (on the path of every create) for what these few lines do. Falls back to ``ctypes``."""
+    try:
+        import _ctypes
+
+        class CInt(_ctypes._SimpleCData):  # what ctypes.c_int is
+            _type_ = "i"
+
+        class Prctl(_ctypes.CFuncPtr):  # what ctypes.CDLL(None, use_errno=True).prctl is
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = CInt
+        return Prctl(_ctypes.dlsym(_ctypes.dlopen(None), "prctl")), _ctypes.get_errno
+    except (ImportError, AttributeError, OSError, TypeError):
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl, ctypes.get_errno
+
+
 def _become_subreaper():
-    import ctypes  # imported here: only the shim needs it, and only once
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+    prctl, get_errno = _prctl_function()
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 def _spawn(argv, stdio, cwd):
@@ -169,6 +199,16 @@ def _spawn(argv, stdio, cwd):
             finally:
                 os._exit(127)
     return pid
+
+
+def start_argv(python, script, args):
+    """The command line that starts a shim: ``python -I -S <script> <args>``, or through START_LOADER
+    when the marshalled code of this script for this Python is there (no compile on the create's path).
+    Either way the script's path comes right before ``args``, as find_shims and tests look for it."""
+    tag = getattr(getattr(sys, "implementation", None), "cache_tag", None)
+    if tag and os.path.isfile("%s.%s.code" % (script, tag)):
+        return [python, "-I", "-S", "-c", START_LOADER, script] + list(args)
+    return [python, "-I", "-S", script] + list(args)
 
 
 def _monitor_code(script):
@@ -322,7 +362,7 @@ class Shim(object):
                          % (launch["pid_file"], text[:40])})
             return None
         start_time = process_start_time(pid)
-        _write_file(os.path.join(self.process_dir, "starttime"), "%s\n" % start_time)
+        _write_file(os.path.join(self.process_dir, "starttime"), "%s\n" % start_time, durable=False)
         self.container_pid = pid
         return pid
 
@@ -533,7 +573,7 @@ def main(argv=None):
         shim.open_control()
         _become_subreaper()
         _write_file(os.path.join(shim.process_dir, "shim.pid"),
-                    "%d %s\n" % (os.getpid(), process_start_time(os.getpid())))
+                    "%d %s\n" % (os.getpid(), process_start_time(os.getpid())), durable=False)
         pid = shim.start()
         if pid is None:
             return 1
