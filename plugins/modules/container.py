@@ -207,7 +207,7 @@ actions:
   description:
     - What the task did (or would do in check mode), in order.
     - C(adopt) means the runtime had the container but O(state_dir) had no record of it (the state
-      dir was wiped while it ran): its record was rebuilt from the runtime's state and the shim
+      dir was wiped while it ran). Its record was rebuilt from the runtime's state and the shim
       still watching it; labels and stdio paths are then unknown. Check mode does not adopt.
   returned: always
   type: list
