@@ -336,7 +336,10 @@ def test_full_state_dir_gives_clear_error_and_keeps_state(env, tmp_path, request
 
 def test_create_over_a_foreign_container_leaves_it_alone(env):
     """A container the runtime already has under the id (made by someone else, so no shim of ours
-    watches it): our create fails with the runtime's message, and our cleanup does not delete it."""
+    watches it): the converger refuses and writes nothing; a create over it (the core, as a run
+    racing the other tool would) fails with the runtime's message, and our cleanup does not
+    delete it."""
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
     from ansible_collections.oci.runtime.plugins.module_utils._runtime.container import Container
 
     name = rel_id(env, "foreign")
@@ -345,13 +348,15 @@ def test_create_over_a_foreign_container_leaves_it_alone(env):
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    check=True, timeout=60)
     foreign_pid = env.runc_state(name)["pid"]
+    with pytest.raises(StateError) as info:
+        converge(env, name, bundle)
+    assert "delete --force %s" % name in str(info.value)
+    assert not os.path.exists(os.path.join(env.state_dir, name))
+
     container = Container.register(env.layout, env.runtime, name, bundle)
     with pytest.raises(RuntimeCoreError) as info:
         container.create(30)
     assert "already exists" in str(info.value)
     assert env.runc_state(name)["pid"] == foreign_pid and process_start_time(foreign_pid)
-    # and the converger says what to do instead of creating
-    with pytest.raises(StateError) as info:
-        converge(env, name, bundle)
-    assert "delete --force %s" % name in str(info.value)
-    assert env.runc_state(name)["pid"] == foreign_pid
+    assert shim_processes(env.state_dir, name) == []
+    L.remove_tree(os.path.join(env.state_dir, name))

@@ -9,7 +9,6 @@ import os
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     build_runtime,
     check_seconds,
-    describe_container,
     run_locked,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
@@ -58,7 +57,7 @@ class CheckpointConverger(object):
         }
         if container is not None and not self.check_mode:
             container.forget_runtime_state()
-            result["container"] = describe_container(container)
+            result["container"] = container.describe()
         if self.actions and self.state == "restored":
             status_after = result.get("container", {}).get("status", "running")
             result["diff"] = {"before": {"container_status": status_before},

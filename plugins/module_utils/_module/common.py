@@ -68,15 +68,6 @@ def run_locked(layout, container_id, check_mode, converge):
             return converge()
 
 
-def describe_container(container):
-    """container.describe() plus ``exit_status_unknown``: true when the container ran and stopped
-    but nobody saw how it ended (its shim was killed), so ``exit_status`` is null rather than an
-    invented number."""
-    view = container.describe()
-    view["exit_status_unknown"] = container.exit_status_unknown(view["status"], view["exit_status"])
-    return view
-
-
 def argument_spec(**specific):
     spec = dict(COMMON_ARGUMENT_SPEC)
     spec.update(specific)

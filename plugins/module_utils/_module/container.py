@@ -23,7 +23,6 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
     DEFAULT_RUNTIME,
     build_runtime,
     check_seconds,
-    describe_container,
     run_locked,
 )
 
@@ -338,7 +337,7 @@ class ContainerConverger(object):
     def _view(self, container):
         if container is None:
             return {"status": "absent"}
-        return describe_container(container)
+        return container.describe()
 
     def _finish(self, before, container, predicted_status):
         if not self.actions:
@@ -349,7 +348,7 @@ class ContainerConverger(object):
                 "created": None, "labels": {}, "runtime": DEFAULT_RUNTIME}
             after.update(self._predicted(predicted_status))
         else:
-            after = describe_container(container)
+            after = container.describe()
         return self._result(before, after, container=after)
 
     def _predicted(self, status):

@@ -17,10 +17,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import contai
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidIdError
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
-    damaged_records_hint,
-    describe_container,
-)
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import damaged_records_hint
 
 # Statuses in which the init process has a cgroup to read.
 LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
@@ -76,7 +73,7 @@ class ContainerInfo(object):
         return os.path.join(root, container_id)
 
     def describe(self, container):
-        info = describe_container(container)  # the one runtime `state` call
+        info = container.describe()  # the one runtime `state` call
         info["runtime_root"] = container.record.get("runtimeRoot") or None
         info["checkpoints"] = ckpt.CheckpointStore(self.checkpoint_dir(container.id)).list()
         info["resources"], info["stats"] = self.cgroup_view(info)

@@ -313,6 +313,7 @@ class Container(object):
         status = self.status()
         pid = self.init.pid if status != STOPPED else None
         shim_pid, shim_alive = self.init.shim()
+        exit_status = self.exit_status(status)
         return {
             "id": self.id,
             "status": status,
@@ -322,7 +323,8 @@ class Container(object):
             "labels": self.labels,
             "runtime": self.record.get("runtime"),
             "shim_pid": shim_pid if shim_alive else None,
-            "exit_status": self.exit_status(status),
+            "exit_status": exit_status,
+            "exit_status_unknown": self.exit_status_unknown(status, exit_status),
             "config_digest": self.record.get("configDigest"),
             "processes": [record.describe() for record in self.process_records()],
         }
