@@ -17,7 +17,7 @@ Run from the repository root with .venv-bench/bin/python after scripts/setup-ben
 `scripts/run-tests.sh --sync-only` (the Makefile's `bench` target does all three). Everything it makes is
 under build/bench/ with container ids starting with `bench` (podman: `benchp-`).
 Environment: BENCH_REPS (ops repetitions, default 9), BENCH_NS (default "1,10,50,100"), BENCH_LOOP_MAX
-(largest N for the two per-container loops, default 100), BENCH_PODMAN_MAX (default 50), BENCH_SECTIONS
+(largest N for the two per-container loops, default 100), BENCH_PODMAN_MAX (default 100), BENCH_SECTIONS
 (default all: "ops,converge,noop,memory,fleet"), BENCH_DATE (result file name).
 """
 
@@ -53,7 +53,7 @@ def _env_int(name, default):
 REPS = _env_int("BENCH_REPS", 9)
 NS = [int(n) for n in (os.environ.get("BENCH_NS") or "1,10,50,100").split(",")]
 LOOP_MAX = _env_int("BENCH_LOOP_MAX", 100)
-PODMAN_MAX = _env_int("BENCH_PODMAN_MAX", 50)
+PODMAN_MAX = _env_int("BENCH_PODMAN_MAX", 100)
 SECTIONS = (os.environ.get("BENCH_SECTIONS") or "ops,converge,noop,memory,fleet").split(",")
 
 sys.path.insert(0, COLLECTIONS)
@@ -427,7 +427,10 @@ def bench_noop(n=20):
         state_dir = os.path.join(WORK, "state-noop-" + key)
         reset_state(state_dir)
         extra = playbook_vars(n, "bench-noop-" + key, bundle, state_dir, wrapper)
+        open(calls, "w").close()
         playbook(book, extra)
+        with open(calls) as handle:
+            first_calls = sum(1 for line in handle if line.strip())
         open(calls, "w").close()
         rerun, changed = playbook(book, extra)
         with open(calls) as handle:
@@ -438,8 +441,8 @@ def bench_noop(n=20):
                                                        "update", "pause", "resume", "run")), "?")
             verbs[verb] = verbs.get(verb, 0) + 1
         out[key] = {"rerun_s": rerun, "changed": changed, "runtime_calls": len(lines),
-                    "calls_per_container": round(len(lines) / float(n), 2), "verbs": verbs}
-        # one-container rerun, to get the per-container cost as a difference
+                    "calls_per_container": round(len(lines) / float(n), 2), "verbs": verbs,
+                    "first_run_calls_per_container": round(first_calls / float(n), 2)}
         reset_state(state_dir)
         log("noop %s: %d calls for %d containers (%s), rerun %.2f s" % (key, len(lines), n, verbs, rerun))
     return out

@@ -46,12 +46,11 @@ except ImportError:  # pragma: no cover - other Pythons
 
 PR_SET_CHILD_SUBREAPER = 36
 EXIT_UNKNOWN = None
-MONITOR = "monitor"  # argv word that starts the long-running half (see exec_monitor)
-PENDING_CHUNK = 32768  # bytes of not-yet-copied data per argv word (hex: 64 KiB, under MAX_ARG_STRLEN)
 # The monitor runs this file's code object, marshalled once per shim digest and Python next to the
 # script: compiling the source would leave the parser's ~1.4 MiB of freed heap behind in every shim.
-# argv: ``python -I -S -c MONITOR_LOADER <script> <state_dir> <id> <process> monitor <code_fd> ...``;
-# the code comes through an fd opened before the exec, as the state dir may be gone by then.
+# Its argv: ``python -I -S -c MONITOR_LOADER <script> <state_dir> <id> <process> <fd>``; fd is a memfd
+# holding the code's length (8 bytes), the code, then the handover (see exec_monitor). The code comes
+# in the memfd, not from the file, because the state dir may be gone by then.
 # The same for the start: ``python -I -S -c START_LOADER <script> <args>``, from the code file an earlier
 # shim left (its path is known before anything can wipe it), else from the source: compiling this file
 # costs 5-12 ms here, on the path of every create (see start_argv).
@@ -62,9 +61,9 @@ START_LOADER = ("import marshal,sys;sys.argv=sys.argv[1:]\n"
                 "except Exception:\n"
                 " f=open(sys.argv[0],'rb');c=compile(f.read(),sys.argv[0],'exec',dont_inherit=True);f.close();del f\n"
                 "exec(c,{'__name__':'__main__','__file__':sys.argv[0]})")
-MONITOR_LOADER = ("import marshal,os,sys;sys.argv=sys.argv[1:];"
-                  "f=os.fdopen(int(sys.argv[5]),'rb');c=marshal.loads(f.read());f.close();del f;"
-                  "exec(c,{'__name__':'__main__','__file__':sys.argv[0]})")
+MONITOR_LOADER = ("import marshal,os,sys;sys.argv=sys.argv[1:];f=os.fdopen(int(sys.argv[4]),'rb');"
+                  "c=marshal.loads(f.read(int.from_bytes(f.read(8),'big')));"
+                  "exec(c,{'__name__':'__main__','__file__':sys.argv[0],'_SHIM_HANDOVER':f})")
 
 
 class _JsonContext(object):
@@ -212,16 +211,20 @@ def start_argv(python, script, args):
 
 
 def _monitor_code(script):
-    """An fd on ``<script>.<cache tag>.code``, this script's marshalled code (written the first time);
+    """This script's marshalled code, from ``<script>.<cache tag>.code`` (written the first time);
     None when it cannot be had (then the shim monitors without re-executing)."""
     path = "%s.%s.code" % (script, sys.implementation.cache_tag)
     try:
-        if not os.path.isfile(path):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
             import marshal
             with open(script, "rb") as handle:
-                code = compile(handle.read(), script, "exec", dont_inherit=True)
-            _write_file(path, marshal.dumps(code))
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                data = marshal.dumps(compile(handle.read(), script, "exec", dont_inherit=True))
+            _write_file(path, data, durable=False)  # a torn file only costs a compile
+            return data
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
     except (OSError, SyntaxError, ValueError):
         return None
 
@@ -468,57 +471,67 @@ class Shim(object):
     def exec_monitor(self, exit_fd):
         """Replace this interpreter, which imported what the start needed, by a fresh one running only
         the monitor (same pid and session; the subreaper flag and ignored signals survive execve).
-        Hands over the container pid, the exit fifo and the stdio pumps, with any data not copied yet.
-        Returns only if the exec failed, and then nothing has changed: the caller monitors here."""
+        Everything it needs goes through one memfd (see MONITOR_LOADER), so that its command line
+        stays ``... <script> <state_dir> <id> <process> <fd>``: the module and the tests read
+        shims' command lines. Returns only when no exec happened (nothing has changed then): the
+        caller monitors from here."""
         script = os.path.abspath(__file__)
-        code_fd = _monitor_code(script)
-        if code_fd is None:
-            return  # no code to hand over (the state dir went away?): monitor from here
-        args = [self.state_dir, self.container_id, self.process_id, MONITOR, str(code_fd),
-                str(self.container_pid), str(exit_fd), str(self.control_fd)]
-        fds = [code_fd, exit_fd, self.control_fd]
+        code = _monitor_code(script)
+        if code is None or not hasattr(os, "memfd_create"):
+            return  # nothing to hand over (the state dir went away?): monitor from here
+        words = ["%d %d %d" % (self.container_pid, exit_fd, self.control_fd)]
+        fds = [exit_fd, self.control_fd]
+        pending = []
         for kind, pumps in (("o", self.outputs), ("i", [self.stdin] if self.stdin is not None else [])):
             for pump in pumps:
-                args.append("%s=%d,%d" % (kind, pump.src, pump.dst))
+                words.append("%s=%d,%d,%d" % (kind, pump.src, pump.dst, len(pump.pending)))
                 fds += [pump.src, pump.dst]
-                for start in range(0, len(pump.pending), PENDING_CHUNK):
-                    args.append("+" + pump.pending[start:start + PENDING_CHUNK].hex())
+                pending.append(pump.pending)
+        blob = b"".join([len(code).to_bytes(8, "big"), code, (" ".join(words) + "\n").encode("ascii")]
+                        + pending)
+        handover = None
         try:
+            handover = os.memfd_create("oci-runtime-shim-handover", 0)
+            view = memoryview(blob)
+            while view:
+                view = view[os.write(handover, view):]
+            os.lseek(handover, 0, os.SEEK_SET)
             for fd in fds:
                 os.set_inheritable(fd, True)
-            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LOADER, script] + args)
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LOADER, script,
+                                      self.state_dir, self.container_id, self.process_id, str(handover)])
         except (OSError, ValueError):
-            for fd in fds[1:]:
+            for fd in fds:
                 try:
                     os.set_inheritable(fd, False)
                 except OSError:
                     pass
-            os.close(code_fd)
+            if handover is not None:
+                os.close(handover)
 
     @classmethod
-    def from_monitor_args(cls, state_dir, container_id, process_id, args):
-        """The Shim that exec_monitor handed over; returns (shim, exit_fd). ``args`` follow the
-        ``monitor`` word: the code fd (already read and closed by the loader), the container pid,
-        the exit and control fifo fds, then ``o=src,dst`` / ``i=src,dst`` pumps, each followed by its
-        pending data as ``+<hex>`` words."""
+    def from_handover(cls, state_dir, container_id, process_id, handover):
+        """The Shim that exec_monitor handed over, from the rest of the memfd (after the code): one
+        line ``<container pid> <exit fd> <control fd> [o=src,dst,n ...] [i=src,dst,n]`` then each
+        pump's n bytes not copied yet. Returns (shim, exit_fd)."""
         shim = cls(state_dir, container_id, process_id, None)
-        shim.container_pid = int(args[1])
-        exit_fd = int(args[2])
-        shim.control_fd = int(args[3])
-        pump = None
-        for word in args[4:]:
-            if word.startswith("+") and pump is not None:
-                pump.pending += bytes.fromhex(word[1:])
-                continue
-            kind, dummy, fds = word.partition("=")
-            src, dst = (int(fd) for fd in fds.split(","))
+        words = handover.readline().decode("ascii").split()
+        shim.container_pid, exit_fd, shim.control_fd = (int(w) for w in words[:3])
+        for word in words[3:]:
+            kind, dummy, numbers = word.partition("=")
+            src, dst, size = (int(n) for n in numbers.split(","))
             pump = Pump(src, dst)
+            pump.pending = handover.read(size) if size else b""
             if kind == "o":
                 shim.outputs.append(pump)
             else:
                 shim.stdin = pump
-        for fd in [exit_fd, shim.control_fd] + [fd for p in shim.outputs + [shim.stdin] if p is not None for fd in (p.src, p.dst)]:
-            os.set_inheritable(fd, False)
+        handover.close()
+        for pump in shim.outputs + ([shim.stdin] if shim.stdin is not None else []):
+            os.set_inheritable(pump.src, False)
+            os.set_inheritable(pump.dst, False)
+        os.set_inheritable(exit_fd, False)
+        os.set_inheritable(shim.control_fd, False)
         return shim, exit_fd
 
     def open_control(self):
@@ -541,11 +554,11 @@ class Shim(object):
         os.close(control_fd)
 
 
-def monitor_main(state_dir, container_id, process_id, args):
+def monitor_main(state_dir, container_id, process_id, handover):
     """The long-running half, in the interpreter that exec_monitor started."""
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    shim, exit_fd = Shim.from_monitor_args(state_dir, container_id, process_id, args)
+    shim, exit_fd = Shim.from_handover(state_dir, container_id, process_id, handover)
     shim._watch_children()
     shim.monitor()
     os.close(exit_fd)
@@ -554,8 +567,9 @@ def monitor_main(state_dir, container_id, process_id, args):
 
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) > 6 and args[3] == MONITOR:
-        return monitor_main(args[0], args[1], args[2], args[4:])
+    handover = globals().get("_SHIM_HANDOVER")  # set by MONITOR_LOADER: this is the monitor
+    if handover is not None and len(args) == 4:
+        return monitor_main(args[0], args[1], args[2], handover)
     if len(args) != 4:
         sys.stderr.write("usage: shim <state_dir> <container_id> <process_id> <report_fd>\n")
         return 2
