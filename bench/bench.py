@@ -75,7 +75,7 @@ def log(msg):
 def run(argv, check=True, **kwargs):
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
-    proc = subprocess.run(argv, text=True, **kwargs)
+    proc = subprocess.run(argv, text=True, check=False, **kwargs)
     if check and proc.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), proc.returncode,
                                                    (proc.stderr or proc.stdout or "").strip()[-2000:]))
@@ -414,6 +414,9 @@ def bench_converge(memory_n):
 
 # --- 3. idempotent no-op: runtime invocations --------------------------------------------------------------
 
+RUNTIME_VERBS = ("state", "list", "create", "start", "delete", "kill", "exec", "update", "pause", "resume", "run")
+
+
 def bench_noop(n=20):
     wrapper = os.path.join(WORK, "runc-counting")
     calls = os.path.join(WORK, "runc-calls.log")
@@ -437,8 +440,7 @@ def bench_noop(n=20):
             lines = [line.split() for line in handle if line.strip()]
         verbs = {}
         for words in lines:
-            verb = next((w for w in words if w in ("state", "list", "create", "start", "delete", "kill", "exec",
-                                                       "update", "pause", "resume", "run")), "?")
+            verb = next((w for w in words if w in RUNTIME_VERBS), "?")
             verbs[verb] = verbs.get(verb, 0) + 1
         out[key] = {"rerun_s": rerun, "changed": changed, "runtime_calls": len(lines),
                     "calls_per_container": round(len(lines) / float(n), 2), "verbs": verbs,
