@@ -192,39 +192,55 @@ def _fail_and_recover(env, wrapper, verb, first_run, next_run):
     return next_run()
 
 
-@pytest.mark.parametrize("verb, state", [
-    ("create", "running"), ("start", "running"), ("pause", "paused"),
-])
-def test_runtime_fails_on_the_way_up(env, tmp_path, verb, state):
+UP = [("create", "running"), ("start", "running"), ("pause", "paused")]
+DOWN = [("kill", "stopped"), ("delete", "absent")]
+# The next run uses the same wrapper (which now passes every call through, so it continues from
+# where the failed run stopped), or the real runc binary (a different `runtime`: a recreate).
+NEXT = ["same-path", "real-runc"]
+
+
+@pytest.mark.parametrize("next_runtime", NEXT)
+@pytest.mark.parametrize("verb, state", UP)
+def test_runtime_fails_on_the_way_up(env, tmp_path, verb, state, next_runtime):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb)
+    after = wrapper if next_runtime == "same-path" else RUNC
     name = rel_id(env, "f%s" % verb)
     bundle = env.bundle()
     result = _fail_and_recover(
         env, wrapper, verb,
         lambda: converge(env, name, bundle, runtime=wrapper, state=state),
-        lambda: converge(env, name, bundle, runtime=wrapper, state=state))
+        lambda: converge(env, name, bundle, runtime=after, state=state))
     view = result["container"]
     assert view["status"] == state and env.runc_state(name)["status"] == state
+    assert view["runtime"] == after
+    # nothing of the failed run is left: one runtime container, one shim
     assert env.runc_ids() == [name]
     assert shim_processes(env.state_dir, name) == [view["shim_pid"]]
-    assert converge(env, name, bundle, runtime=wrapper, state=state)["changed"] is False
-    remove_and_check(env, name, runtime=wrapper)
+    assert converge(env, name, bundle, runtime=after, state=state)["changed"] is False
+    remove_and_check(env, name, runtime=after)
 
 
-@pytest.mark.parametrize("verb, state", [("kill", "stopped"), ("delete", "absent")])
-def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state):
+@pytest.mark.parametrize("next_runtime", NEXT)
+@pytest.mark.parametrize("verb, state", DOWN)
+def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state, next_runtime):
     wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb)
+    after = wrapper if next_runtime == "same-path" else RUNC
     name = rel_id(env, "f%s" % verb)
     bundle = env.bundle()
     converge(env, name, bundle, runtime=wrapper)
     result = _fail_and_recover(
         env, wrapper, verb,
         lambda: converge(env, name, bundle, runtime=wrapper, state=state, stop_timeout=0.3),
-        lambda: converge(env, name, bundle, runtime=wrapper, state=state, stop_timeout=0.3))
+        lambda: converge(env, name, bundle, runtime=after, state=state, stop_timeout=0.3))
     if state == "stopped":
         assert result["container"]["status"] == "stopped"
-        assert result["container"]["exit_status"] in (137, 143)
-        remove_and_check(env, name, runtime=wrapper)
+        if next_runtime == "same-path":
+            assert result["container"]["exit_status"] in (137, 143)
+        else:  # recreated as stopped on the new runtime: a fresh record, it never ran
+            assert result["container"]["exit_status"] is None
+            assert result["container"]["exit_status_unknown"] is False
+        assert env.runc_ids() == [] or env.runc_state(name)["status"] == "stopped"
+        remove_and_check(env, name, runtime=after)
     else:
         assert result["container"] == {}
         wait_for(lambda: not leftovers(env, name), timeout=5,
