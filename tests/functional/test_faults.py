@@ -182,18 +182,19 @@ def _checkpoint_params(env, name, checkpoint_dir, **overrides):
     return params
 
 
-def _fail_and_recover(env, wrapper, verb, first_run, next_run):
+def _fail_and_recover(env, wrapper, verb, first_run, next_run, n=1):
     """``first_run`` must fail with the wrapper's injected message; ``next_run`` (the wrapper now
     passes every call to the real runc) must converge."""
     with pytest.raises(RuntimeCoreError) as info:
         first_run()
-    assert failing.message_for(verb) in str(info.value), str(info.value)
-    assert failing.calls(wrapper) >= 1
+    assert failing.message_for(verb, n) in str(info.value), str(info.value)
+    assert failing.calls(wrapper) >= n
     return next_run()
 
 
 UP = [("create", "running"), ("start", "running"), ("pause", "paused")]
-DOWN = [("kill", "stopped"), ("delete", "absent")]
+# kill call 2 is the SIGKILL after the SIGTERM that PID 1 (sleep) ignores: a failure mid-way
+DOWN = [("kill", "stopped", 1), ("kill", "stopped", 2), ("delete", "absent", 1)]
 # The next run uses the same wrapper (which now passes every call through, so it continues from
 # where the failed run stopped), or the real runc binary (a different `runtime`: a recreate).
 NEXT = ["same-path", "real-runc"]
@@ -221,9 +222,9 @@ def test_runtime_fails_on_the_way_up(env, tmp_path, verb, state, next_runtime):
 
 
 @pytest.mark.parametrize("next_runtime", NEXT)
-@pytest.mark.parametrize("verb, state", DOWN)
-def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state, next_runtime):
-    wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb)
+@pytest.mark.parametrize("verb, state, n", DOWN)
+def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state, n, next_runtime):
+    wrapper = failing.write_failing_runtime(str(tmp_path / "runc-fails"), RUNC, verb, n)
     after = wrapper if next_runtime == "same-path" else RUNC
     name = rel_id(env, "f%s" % verb)
     bundle = env.bundle()
@@ -231,7 +232,7 @@ def test_runtime_fails_on_the_way_down(env, tmp_path, verb, state, next_runtime)
     result = _fail_and_recover(
         env, wrapper, verb,
         lambda: converge(env, name, bundle, runtime=wrapper, state=state, stop_timeout=0.3),
-        lambda: converge(env, name, bundle, runtime=after, state=state, stop_timeout=0.3))
+        lambda: converge(env, name, bundle, runtime=after, state=state, stop_timeout=0.3), n)
     if state == "stopped":
         assert result["container"]["status"] == "stopped"
         if next_runtime == "same-path":
