@@ -55,6 +55,8 @@ def parse_size(field, value):
             raise ResourceError("%s: %r is not a size (did you mean %sB?)" % (field, value, value))
         if "." in amount and not unit:
             raise ResourceError("%s: %r is a fraction of a byte" % (field, value))
+        if len(amount) > 20:  # float() would make inf of it, and int(inf) raises OverflowError
+            raise ResourceError("%s: %r is too large to be a size" % (field, value))
         number = int(float(amount) * _UNITS[unit])
     if number < 0 and number != UNLIMITED:
         raise ResourceError("%s: %r is negative; use -1 for unlimited" % (field, value))

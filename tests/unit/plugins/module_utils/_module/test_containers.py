@@ -253,7 +253,8 @@ def test_prune_candidates_are_undeclared_and_carry_this_label(tmp_path):
 def test_pruner_is_vetoed_by_a_label_changed_since(tmp_path):
     state_dir = str(tmp_path / "state")
     _record(state_dir, "was-mine", ["app=x"])  # the label went between the listing and the lock
-    task = {"state_dir": state_dir, "managed_by": "containers"}
+    task = {"state_dir": state_dir, "managed_by": "containers",
+            "prune_stop_signal": "SIGTERM", "prune_stop_timeout": 10}
     assert plural.Pruner("was-mine", task).run() is None
     assert os.path.isfile(os.path.join(state_dir, "was-mine", L.STATE_FILE))
 
