@@ -31,8 +31,9 @@ def ops_table(ops):
         lines.append("| %s | %.1f | %.1f | %s | %s |" % (row["op"], row["core_ms"], row["raw_ms"],
                                                          _x(row["ratio"]), met))
     lines.append("")
-    lines.append("Medians of %d interleaved repetitions (after one warm-up cycle each). `runc run -d` on the "
-                 "same bundle: %.1f ms." % (ops["repetitions"], ops["runc_run_d_ms"]))
+    lines.append("Medians of %d interleaved repetitions (after one warm-up cycle each; %s s pause before each "
+                 "timed operation, on both sides). `runc run -d` on the same bundle: %.1f ms."
+                 % (ops["repetitions"], ops.get("settle_s", "no"), ops["runc_run_d_ms"]))
     return lines
 
 
@@ -151,7 +152,7 @@ def write_chart(result, path):
                       if row.get("%s_%s_s" % (key, kind)) is not None]
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
-        ax.set_title("%s run" % ("first" if kind == "first" else "idempotent re"))
+        ax.set_title("first run" if kind == "first" else "idempotent rerun")
         ax.set_xlabel("containers (N)")
         ax.set_ylabel("seconds (whole ansible-playbook run)")
         ax.grid(True, alpha=0.3)

@@ -475,6 +475,11 @@ class Shim(object):
         stays ``... <script> <state_dir> <id> <process> <fd>``: the module and the tests read
         shims' command lines. Returns only when no exec happened (nothing has changed then): the
         caller monitors from here."""
+        try:
+            if os.waitid(os.P_PID, self.container_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return  # it has exited already (a short exec): finish here, sooner than a new interpreter
+        except (OSError, AttributeError):
+            pass
         script = os.path.abspath(__file__)
         code = _monitor_code(script)
         if code is None or not hasattr(os, "memfd_create"):
