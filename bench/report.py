@@ -62,13 +62,16 @@ def converge_table(rows):
 
 
 def per_container_rerun(rows):
-    """Per-container cost of an idempotent rerun: slope between the smallest and largest N measured."""
+    """Per-container cost of an idempotent rerun: least-squares slope of rerun time over N (ms)."""
     out = {}
     for key in ("loop", "plural", "podman", "floor"):
-        points = [(row["n"], row.get("%s_rerun_s" % key)) for row in rows if row.get("%s_rerun_s" % key) is not None]
-        if len(points) >= 2 and points[-1][0] != points[0][0]:
-            (n0, t0), (n1, t1) = points[0], points[-1]
-            out[key] = round((t1 - t0) / (n1 - n0) * 1000, 1)
+        points = [(row["n"], row["%s_rerun_s" % key]) for row in rows if row.get("%s_rerun_s" % key) is not None]
+        if len(points) >= 2 and len({n for n, _t in points}) > 1:
+            mean_n = sum(n for n, _t in points) / float(len(points))
+            mean_t = sum(t for _n, t in points) / float(len(points))
+            slope = (sum((n - mean_n) * (t - mean_t) for n, t in points)
+                     / sum((n - mean_n) ** 2 for n, _t in points))
+            out[key] = round(slope * 1000, 1)
     return out
 
 
@@ -86,7 +89,7 @@ def write_markdown(result, path):
         lines += ["## 2. Converging N containers (ansible-playbook)", ""] + converge_table(result["converge"]) + [""]
         slopes = per_container_rerun(result["converge"])
         lines += ["## 3. Idempotent no-op", "",
-                  "Per-container cost of a rerun (slope between the smallest and largest N): " + ", ".join(
+                  "Per-container cost of a rerun (least-squares slope of the rerun times over N): " + ", ".join(
                       "%s %.1f ms" % (k, v) for k, v in sorted(slopes.items())) + "."]
     if "noop" in result:
         noop = result["noop"]
