@@ -24,10 +24,10 @@ What it does, in order:
    ``control`` fifo: a line ``0 0 0`` closes the process's stdin (the seed's shim protocol).
 
 Memory (issue 10): one shim runs per container process, so what the long-running part holds is paid
-per container. Steps 1-3 need JSON and ctypes; the monitor of step 4 is a fresh interpreter that
+per container. Steps 1-3 need JSON and prctl; the monitor of step 4 is a fresh interpreter that
 imports only os, errno, select and _signal (a bare ``python -I -S`` is most of what is left).
-JSON goes through the C scanner in ``_json`` rather than the ``json`` package, which imports ``re``
-and ``enum``: faster to start, and the start is on the path of every create.
+Steps 1-3 use the C halves ``_json`` and ``_ctypes`` rather than the ``json`` package (it imports
+``re`` and ``enum``) and ``ctypes``: faster to start, and the start is on the path of every create.
 """
 
 from __future__ import annotations
