@@ -38,6 +38,9 @@ cp "$ROOT/docs/site/conf.py" "$SITE/"
 cp "$ROOT/docs/site/index.rst" "$ROOT/docs/site/external.rst" "$SITE/rst/"
 mkdir -p "$SITE/rst/guides"
 cp "$ROOT"/docs/*.md "$SITE/rst/guides/"
+# The guides show bench charts as ../bench/results/<date>.png, as on the repository's own pages.
+mkdir -p "$SITE/rst/bench/results"
+cp "$ROOT"/bench/results/*.png "$SITE/rst/bench/results/"
 
 log "sphinx-build (warnings are errors)"
 sphinx-build -q -W --keep-going -b html -c "$SITE" "$SITE/rst" "$SITE/html"

@@ -365,6 +365,7 @@ class Container(object):
         except Exception:
             unmount_below([work_path])  # CRIU's cgroup yard, when CRIU was killed mid-restore
             raise
+        self._runtime_state_after(RUNNING)  # `restore --detach` returned: it runs
 
     def _launch_init(self, timeout, build_argv, checkpoint_name=""):
         config = load_bundle(self.record["bundle"])
