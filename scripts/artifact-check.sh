@@ -67,8 +67,8 @@ unset ANSIBLE_CONFIG
 listed=$(ansible-doc -t module -l oci.runtime | awk '{print $1}' | sort)
 expected=$(find "$ROOT/plugins/modules" -name '*.py' ! -name '__init__.py' -printf 'oci.runtime.%f\n' | sed 's/\.py$//' | sort)
 [ "$listed" = "$expected" ] || die "ansible-doc lists other modules from the installed artifact than the repository has:
-listed:   $(echo $listed)
-expected: $(echo $expected)"
+listed:   $(tr '\n' ' ' <<<"$listed")
+expected: $(tr '\n' ' ' <<<"$expected")"
 ansible-doc oci.runtime.container >/dev/null
 log "ansible-doc from the installed artifact: $(echo "$listed" | wc -l) modules"
 

@@ -17,8 +17,9 @@ SITE="$ROOT/build/docs"
 log() { printf 'docs: %s\n' "$*"; }
 die() { printf 'docs: ERROR: %s\n' "$*" >&2; exit 1; }
 
-[ -x "$VENV/bin/antsibull-docs" ] && [ -x "$VENV/bin/sphinx-build" ] \
-    || die "antsibull-docs or sphinx-build is missing from $VENV: run 'make setup'"
+if [ ! -x "$VENV/bin/antsibull-docs" ] || [ ! -x "$VENV/bin/sphinx-build" ]; then
+    die "antsibull-docs or sphinx-build is missing from $VENV: run 'make setup'"
+fi
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections"
 

@@ -109,8 +109,9 @@ stage_units() {
 
 stage_docs() {
     bash "$ROOT/scripts/docs.sh" || return 1
-    [ -f "$BUILD/changelogs/changelog.yaml" ] && [ -f "$BUILD/CHANGELOG.md" ] \
-        || die "docs: changelogs/changelog.yaml or CHANGELOG.md is missing: release with antsibull-changelog"
+    if [ ! -f "$BUILD/changelogs/changelog.yaml" ] || [ ! -f "$BUILD/CHANGELOG.md" ]; then
+        die "docs: changelogs/changelog.yaml or CHANGELOG.md is missing: release with antsibull-changelog"
+    fi
     run antsibull-changelog lint || return 1
     local rendered
     rendered=$(mktemp)

@@ -89,6 +89,7 @@ def test_converge_lifecycle(env, tmp_path):
     second = result["container"]
     assert second["pid"] != first["pid"] and second["labels"] == {"app": "db"}
     # `runc start` returns once the container may exec: its pid may still show `runc init` a moment
+
     def cmdline():
         with open("/proc/%d/cmdline" % second["pid"], "rb") as handle:
             return handle.read().split(b"\0")[:2]
