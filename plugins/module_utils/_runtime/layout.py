@@ -220,14 +220,22 @@ def make_fifo(path):
             raise StateError("cannot create fifo %s: %s" % (path, exc.strerror))
 
 
-def remove_tree(path):
-    """rm -rf that never follows symlinks out of the tree."""
+def _real_dir_or_unlink(path):
+    """True when ``path`` is a directory itself (not a symlink to one). Anything else there (a file,
+    a symlink planted in its place) is unlinked; nothing there is fine."""
     try:
         st = os.lstat(path)
     except OSError:
-        return
+        return False
     if not stat.S_ISDIR(st.st_mode):
         _unlink_quietly(path)
+        return False
+    return True
+
+
+def remove_tree(path):
+    """rm -rf that never follows symlinks out of the tree."""
+    if not _real_dir_or_unlink(path):
         return
     for root, dirs, files in os.walk(path, topdown=False):
         for name in files:
@@ -251,12 +259,7 @@ def remove_tree(path):
 def clear_dir(path, keep=()):
     """Remove everything in ``path`` except the entries named in ``keep`` (no symlink followed: a
     symlink in place of ``path`` is removed, not listed, and kept entries must be regular files)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        _unlink_quietly(path)
+    if not _real_dir_or_unlink(path):
         return
     try:
         names = os.listdir(path)
