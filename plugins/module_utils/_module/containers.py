@@ -29,6 +29,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import 
     BUNDLE_SOURCES,
     BundleConverger,
 )
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import check_seconds
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
     CONTAINER_OPTIONS,
     ContainerConverger,
@@ -127,9 +128,10 @@ def _check_prune_stop(params):
             core.parse_signal(signal)
         except ValueError as exc:
             raise DeclarationError("prune_stop_signal: %s" % exc)
-    timeout = params.get("prune_stop_timeout")
-    if timeout is not None and timeout < 0:
-        raise DeclarationError("prune_stop_timeout must be zero or more seconds, got %s" % timeout)
+    try:
+        check_seconds("prune_stop_timeout", params.get("prune_stop_timeout"))
+    except ValueError as exc:
+        raise DeclarationError(str(exc))
 
 
 def _build_path(item):

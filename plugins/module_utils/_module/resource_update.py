@@ -31,21 +31,6 @@ RESOURCE_OPTIONS = dict(
 )
 
 
-# Characters a size may have: 8 EiB, the kernel's limit, is 19 digits. Longer text would overflow
-# the parser's float (a traceback, not a message) and could never be a limit anyway.
-MAX_SIZE_TEXT = 24
-
-
-def check_size_lengths(params):
-    """ResourceError for a size too long to be one, before the parser sees it."""
-    for field in res.SIZE_FIELDS:
-        value = params.get(field)
-        if value is not None and not isinstance(value, (bool, int)) \
-                and len(str(value).strip()) > MAX_SIZE_TEXT:
-            raise res.ResourceError("%s: %r is too large to be a size (at most %d characters)"
-                                    % (field, str(value)[:MAX_SIZE_TEXT] + "...", MAX_SIZE_TEXT))
-
-
 class ResourceConverger(object):
 
     def __init__(self, params, check_mode=False):
@@ -53,7 +38,6 @@ class ResourceConverger(object):
         self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
         self.container_id = L.validate_id(params["container"], "container name")
-        check_size_lengths(params)
         self.request = res.parse_request(params)
         self.warnings = []
 

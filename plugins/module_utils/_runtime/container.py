@@ -198,14 +198,14 @@ class Container(object):
         pid = state.get("pid") if status in (RUNNING, PAUSED, CREATED) else None
         shims = find_shims(layout, container_id, L.INIT_PROCESS_ID)
         if pid and not shims:
+            root = runtime.root or default_runtime_root(runtime.name)
             raise StateError(
                 "container %r is %s in the runtime (%s --root %s, pid %s, bundle %s) but %s has no "
                 "record of it and no shim of this state_dir watches it: it was made elsewhere, or "
                 "both its records and its shim are gone. Remove it (%s --root %s delete --force "
                 "%s) and run again, or use another name"
-                % (container_id, status, runtime.name, runtime.root or default_runtime_root(
-                    runtime.name), pid, state.get("bundle"), layout.state_dir, runtime.name,
-                   runtime.root or default_runtime_root(runtime.name), container_id),
+                % (container_id, status, runtime.name, root, pid, state.get("bundle"),
+                   layout.state_dir, runtime.name, root, container_id),
                 container=container_id)
         bundle = state.get("bundle") or ""
         try:

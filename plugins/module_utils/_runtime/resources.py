@@ -55,7 +55,9 @@ def parse_size(field, value):
             raise ResourceError("%s: %r is not a size (did you mean %sB?)" % (field, value, value))
         if "." in amount and not unit:
             raise ResourceError("%s: %r is a fraction of a byte" % (field, value))
-        if len(amount) > 20:  # float() would make inf of it, and int(inf) raises OverflowError
+        # No limit has more than 19 digits (8 EiB); hundreds of them would make float() inf, and
+        # int(inf) raises OverflowError instead of saying what is wrong.
+        if len(amount) > 20:
             raise ResourceError("%s: %r is too large to be a size" % (field, value))
         number = int(float(amount) * _UNITS[unit])
     if number < 0 and number != UNLIMITED:
