@@ -152,6 +152,13 @@ def read_cmdline(pid):
         return None
 
 
+def wait_exec(pid, timeout=5.0):
+    """Wait until ``pid`` has left ``runc init``: `runc start` returns once the process *may* exec,
+    and until it does it still holds runc's own fds (the exec fifo, log and sync pipes)."""
+    return wait_for(lambda: (read_cmdline(pid) or ["runc", "init"])[:2] != ["runc", "init"] and read_cmdline(pid),
+                    timeout=timeout, what="pid %d to exec its process" % pid)
+
+
 def shim_processes(state_dir, container_id=None):
     """Pids of live (non-zombie) shims started for ``state_dir`` (and ``container_id``)."""
     found = []

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import read_cmdline, shim_processes, wait_for
+from conftest import read_cmdline, shim_processes, wait_exec, wait_for
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -43,7 +43,7 @@ def test_register_create_start_running(env):
     assert state["status"] == "running"
     pid = container.init.pid
     assert pid == state["pid"]
-    assert read_cmdline(pid) == ["sleep", "3600"]
+    assert wait_exec(pid) == ["sleep", "3600"]
     assert container.init.start_time == process_start_time(pid)
     assert container.status() == core.RUNNING
 
@@ -193,6 +193,7 @@ def test_shim_and_container_inherit_no_caller_fds(env):
         container = env.run(env.bundle())
         shim_pid = container.describe()["shim_pid"]
         pid = container.init.pid
+        wait_exec(pid)  # until then it is `runc init`, holding runc's fds
         for owner in (shim_pid, pid):
             leaked = ours & set(_fd_targets(owner).values())
             assert not leaked, "process %d holds the caller's pipe %s" % (owner, leaked)
