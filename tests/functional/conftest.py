@@ -179,6 +179,17 @@ def shim_processes(state_dir, container_id=None):
     return sorted(found)
 
 
+def shim_hosts(state_dir):
+    """Pids of live shim hosts serving ``state_dir`` (``... shim-*.py --host=<state_dir> --pad=...``)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            argv = read_cmdline(int(name)) or []
+            if "--host=" + state_dir in argv and process_start_time(int(name)) is not None:
+                found.append(int(name))
+    return sorted(found)
+
+
 def open_fds():
     return sorted(os.listdir("/proc/self/fd"))
 
@@ -257,7 +268,7 @@ class Env(object):
             proc = self.runc("delete", "--force", container_id, check=False)
             if proc.returncode != 0 and "does not exist" not in (proc.stderr + proc.stdout):
                 problems.append("runc delete --force %s: %s" % (container_id, proc.stderr.strip()))
-        for pid in shim_processes(self.state_dir):
+        for pid in shim_processes(self.state_dir) + shim_hosts(self.state_dir):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -24,12 +24,17 @@ import time
 
 from . import layout as L
 from .errors import ContainerNotStartedError, ContainerStartTimeoutError, InvalidPidError, StateError
-from .shim import process_start_time, start_argv
+from .shim import HOST_ACK, HOST_FLAG, HOST_PAD, host_paths, process_start_time, socket_address, start_argv
 
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 
 SHIM_EXIT_GRACE = 1.0
+# Set to "0" in the environment to start a standalone shim per process instead of asking the state
+# dir's shim host (see shim.py): for debugging, or where /proc/self/mem cannot be written.
+SHIM_HOST_ENV = "OCI_RUNTIME_SHIM_HOST"
+HOST_START_TIMEOUT = 5.0
+_NOT_TAKEN = object()  # the host took no request: nothing was started, start a standalone shim
 
 # Process statuses. "exited" with a null exit status means nobody saw it end (its shim died).
 RUNNING = "running"
@@ -315,23 +320,11 @@ def launch(layout, record, argv, stdio, timeout):
         "pid_file": record.path(L.PID_FILE),
         "log_file": record.path(L.RUNTIME_LOG_FILE),
     })
-    read_fd, write_fd = os.pipe()
-    try:
-        try:
-            first = subprocess.Popen(
-                start_argv(sys.executable, script, [layout.state_dir, record.container_id,
-                                                    record.id, str(write_fd)]),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(write_fd,), close_fds=True, cwd=record.dir)
-        except OSError as exc:
-            raise ContainerNotStartedError(record.container_id,
-                                           "cannot start the shim: %s" % exc.strerror)
-        finally:
-            os.close(write_fd)
-        first.wait()  # the shim forks and its first half exits at once
-        report = _read_report(read_fd, timeout)
-    finally:
-        os.close(read_fd)
+    report = _NOT_TAKEN
+    if os.environ.get(SHIM_HOST_ENV, "1") != "0":
+        report = _launch_through_host(layout, script, record, timeout)
+    if report is _NOT_TAKEN:
+        report = _launch_standalone(layout, script, record, timeout)
     if report is None:
         raise ContainerStartTimeoutError(record.container_id, timeout)
     if not report.get("ok"):
@@ -339,6 +332,93 @@ def launch(layout, record, argv, stdio, timeout):
                                        report.get("error") or "the shim gave no reason")
     _make_private(record.path(L.PID_FILE))  # the runtime writes it 0644
     return int(report["pid"])
+
+
+def _start_detached(argv, cwd, timeout):
+    """Run a shim command line that forks and reports one JSON line on the fd given as its last
+    argument; the report (None on timeout)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        try:
+            first = subprocess.Popen(
+                argv + [str(write_fd)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, pass_fds=(write_fd,), close_fds=True, cwd=cwd)
+        finally:
+            os.close(write_fd)
+        first.wait()  # the shim forks and its first half exits at once
+        return _read_report(read_fd, timeout)
+    finally:
+        os.close(read_fd)
+
+
+def _launch_standalone(layout, script, record, timeout):
+    try:
+        return _start_detached(start_argv(sys.executable, script, [layout.state_dir, record.container_id,
+                                                                   record.id]), record.dir, timeout)
+    except OSError as exc:
+        raise ContainerNotStartedError(record.container_id, "cannot start the shim: %s" % exc.strerror)
+
+
+def _connect_host(script):
+    """A connected socket to the running shim host for ``script``, or None."""
+    import socket  # pylint: disable=import-outside-toplevel
+    sock_path = host_paths(script)[0]
+    dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(HOST_START_TIMEOUT)
+        conn.connect(socket_address(sock_path, dir_fd))
+        return conn
+    except OSError:
+        conn.close()
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def _host_connection(layout, script):
+    """Connect to the host, starting it first if none answers; None when that fails."""
+    conn = _connect_host(script)
+    if conn is not None:
+        return conn
+    try:
+        started = _start_detached(start_argv(sys.executable, script, [HOST_FLAG + layout.state_dir, HOST_PAD]),
+                                  os.path.dirname(script), HOST_START_TIMEOUT)
+    except OSError:
+        return None
+    if not started or not (started.get("ok") or started.get("busy")):
+        return None
+    deadline = time.monotonic() + HOST_START_TIMEOUT
+    while True:  # "busy": another module started one a moment ago, and it may not listen yet
+        conn = _connect_host(script)
+        if conn is not None or time.monotonic() > deadline:
+            return conn
+        time.sleep(0.005)
+
+
+def _launch_through_host(layout, script, record, timeout):
+    """Ask the state dir's shim host to fork the shim for ``record``: the shim's report, None on
+    timeout, _NOT_TAKEN when no host took the request (then nothing was started)."""
+    try:
+        conn = _host_connection(layout, script)
+    except OSError:
+        return _NOT_TAKEN
+    if conn is None:
+        return _NOT_TAKEN
+    deadline = time.monotonic() + timeout
+    with conn:
+        try:
+            conn.settimeout(None)
+            conn.sendall(("%s %s\n" % (record.container_id, record.id)).encode("ascii"))
+            # Wait for the ack as long as for the report: a late ack must not race a standalone shim.
+            ack, rest = _read_line(conn.fileno(), deadline)
+        except OSError:
+            return _NOT_TAKEN
+        if ack is None:
+            return None
+        if ack != HOST_ACK:
+            return _NOT_TAKEN  # the host exited or refused before forking: nothing runs
+        return _read_report(conn.fileno(), timeout, rest, deadline)
 
 
 def _create_private_file(path):
@@ -363,14 +443,13 @@ def _make_private(path):
         os.close(fd)
 
 
-def _read_report(fd, timeout):
-    """One JSON line from the shim; None on timeout; an error dict if the shim died silently."""
-    deadline = time.monotonic() + timeout
-    data = b""
+def _read_line(fd, deadline, data=b""):
+    """(the first line, what came after it) from ``fd``, ``data`` being what was read before;
+    (None, data) on timeout; (b"", data) at EOF before a newline."""
     while b"\n" not in data:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None
+            return None, data
         try:
             ready = select.select([fd], [], [], remaining)[0]
         except (OSError, select.error) as exc:
@@ -379,11 +458,23 @@ def _read_report(fd, timeout):
             raise
         if not ready:
             continue
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except ConnectionResetError:
+            chunk = b""
         if not chunk:
-            break
+            return b"", data
         data += chunk
-    line = data.split(b"\n", 1)[0].strip()
+    line, rest = data.split(b"\n", 1)
+    return line + b"\n", rest
+
+
+def _read_report(fd, timeout, data=b"", deadline=None):
+    """One JSON line from the shim; None on timeout; an error dict if the shim died silently."""
+    line, data = _read_line(fd, deadline or time.monotonic() + timeout, data)
+    if line is None:
+        return None
+    line = (line or data).split(b"\n", 1)[0].strip()
     if not line:
         return {"ok": False, "error": "the shim exited without reporting"}
     try:

@@ -175,8 +175,13 @@ def _prctl_function():
         return ctypes.CDLL(None, use_errno=True).prctl, ctypes.get_errno
 
 
+_PRCTL = []  # (prctl, get_errno), made once: the shim host makes it before it forks monitors
+
+
 def _become_subreaper():
-    prctl, get_errno = _prctl_function()
+    if not _PRCTL:
+        _PRCTL.append(_prctl_function())
+    prctl, get_errno = _PRCTL[0]
     if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
@@ -484,16 +489,8 @@ class Shim(object):
         code = _monitor_code(script)
         if code is None or not hasattr(os, "memfd_create"):
             return  # nothing to hand over (the state dir went away?): monitor from here
-        words = ["%d %d %d" % (self.container_pid, exit_fd, self.control_fd)]
-        fds = [exit_fd, self.control_fd]
-        pending = []
-        for kind, pumps in (("o", self.outputs), ("i", [self.stdin] if self.stdin is not None else [])):
-            for pump in pumps:
-                words.append("%s=%d,%d,%d" % (kind, pump.src, pump.dst, len(pump.pending)))
-                fds += [pump.src, pump.dst]
-                pending.append(pump.pending)
-        blob = b"".join([len(code).to_bytes(8, "big"), code, (" ".join(words) + "\n").encode("ascii")]
-                        + pending)
+        line, fds, pending = self._handover_state(exit_fd)
+        blob = b"".join([len(code).to_bytes(8, "big"), code, line] + pending)
         handover = None
         try:
             handover = os.memfd_create("oci-runtime-shim-handover", 0)
@@ -514,17 +511,49 @@ class Shim(object):
             if handover is not None:
                 os.close(handover)
 
+    def _handover_state(self, exit_fd):
+        """What the monitor needs, as (line, fds, pending): the line ``<container pid> <exit fd>
+        <control fd> [o=src,dst,n ...] [i=src,dst,n]``, every fd in it, and each pump's bytes not
+        copied yet."""
+        words = ["%d %d %d" % (self.container_pid, exit_fd, self.control_fd)]
+        fds = [exit_fd, self.control_fd]
+        pending = []
+        for kind, pumps in (("o", self.outputs), ("i", [self.stdin] if self.stdin is not None else [])):
+            for pump in pumps:
+                words.append("%s=%d,%d,%d" % (kind, pump.src, pump.dst, len(pump.pending)))
+                fds += [pump.src, pump.dst]
+                pending.append(pump.pending)
+        return (" ".join(words) + "\n").encode("ascii"), fds, pending
+
+    def hand_over(self, sock, exit_fd):
+        """Pass the monitoring to the parent (a monitor forked by the shim host, see
+        run_split_shim): the handover line with its fds (SCM_RIGHTS), then the pending bytes."""
+        import _socket
+        line, fds, pending = self._handover_state(exit_fd)
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+        sock.sendmsg([line], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+        for data in pending:
+            if data:
+                sock.sendall(data)
+        sock.close()
+
     @classmethod
-    def from_handover(cls, state_dir, container_id, process_id, handover):
-        """The Shim that exec_monitor handed over, from the rest of the memfd (after the code): one
-        line ``<container pid> <exit fd> <control fd> [o=src,dst,n ...] [i=src,dst,n]`` then each
-        pump's n bytes not copied yet. Returns (shim, exit_fd)."""
+    def from_handover(cls, state_dir, container_id, process_id, handover, received=None):
+        """The Shim that exec_monitor (or hand_over) handed over, from the rest of the memfd (after
+        the code): the line of _handover_state then each pump's bytes not copied yet. ``received``:
+        the fds as they arrived by SCM_RIGHTS, in the line's order, standing for its numbers.
+        Returns (shim, exit_fd)."""
+        arrived = None if received is None else iter(received)
+
+        def fd(word):
+            return int(word) if arrived is None else next(arrived)
         shim = cls(state_dir, container_id, process_id, None)
         words = handover.readline().decode("ascii").split()
-        shim.container_pid, exit_fd, shim.control_fd = (int(w) for w in words[:3])
+        shim.container_pid, exit_fd, shim.control_fd = int(words[0]), fd(words[1]), fd(words[2])
         for word in words[3:]:
             kind, dummy, numbers = word.partition("=")
             src, dst, size = (int(n) for n in numbers.split(","))
+            src, dst = fd(src), fd(dst)
             pump = Pump(src, dst)
             pump.pending = handover.read(size) if size else b""
             if kind == "o":
@@ -561,8 +590,7 @@ class Shim(object):
 
 def monitor_main(state_dir, container_id, process_id, handover):
     """The long-running half, in the interpreter that exec_monitor started."""
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    _ignore_job_signals()
     shim, exit_fd = Shim.from_handover(state_dir, container_id, process_id, handover)
     shim._watch_children()
     shim.monitor()
@@ -570,33 +598,317 @@ def monitor_main(state_dir, container_id, process_id, handover):
     return 0
 
 
-def main(argv=None):
-    args = list(sys.argv[1:] if argv is None else argv)
-    handover = globals().get("_SHIM_HANDOVER")  # set by MONITOR_LOADER: this is the monitor
-    if handover is not None and len(args) == 4:
-        return monitor_main(args[0], args[1], args[2], handover)
-    if len(args) != 4:
-        sys.stderr.write("usage: shim <state_dir> <container_id> <process_id> <report_fd>\n")
-        return 2
-    state_dir, container_id, process_id, report_fd = args[0], args[1], args[2], int(args[3])
+# The shim host (issue 10): one long-lived process per state dir, shim script and Python that forks
+# the monitors. A forked monitor shares the host's interpreter pages (copy-on-write) instead of paying
+# for a whole interpreter of its own (~0.4 MiB PSS each instead of ~3 MiB), and skips an interpreter
+# start on the path of every create and exec. The module asks it over a unix socket next to the script
+# (``<script>.<cache tag>.sock``, in the 0700 ``.shim`` dir) with one line ``<container id> <process id>``;
+# the forked monitor answers ``forked`` then the usual report line. Anything short of ``forked`` means
+# nothing was started, and the module starts a standalone shim instead. The host holds
+# ``<script>.<cache tag>.lock`` for its life (one host per socket), starts on demand and exits once it
+# has had no monitor for HOST_IDLE_EXIT seconds.
+HOST_FLAG = "--host="
+HOST_PAD_FLAG = "--pad="
+# Room in the host's command line for what a monitor writes there (see _show_as_shim): its argv then
+# reads ``<script> <state_dir> <container id> <process id> -``, like a standalone shim's.
+HOST_PAD = HOST_PAD_FLAG + "." * (2 * 129 + 8)
+HOST_IDLE_EXIT = 10.0  # seconds; OCI_RUNTIME_SHIM_HOST_IDLE in the environment overrides it (tests)
+HOST_ACK = b"forked\n"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def host_paths(script):
+    """(socket, lock) paths of the host for ``script`` and this Python."""
+    base = "%s.%s" % (script, sys.implementation.cache_tag)
+    return base + ".sock", base + ".lock"
+
+
+def socket_address(path, dir_fd):
+    """A name for ``path`` that fits sun_path (108 bytes): the path itself when short enough, else
+    through ``dir_fd``, an open fd of its directory (``/proc/self/fd/N/<name>``)."""
+    if len(path.encode("utf-8")) < 100:
+        return path
+    return "/proc/self/fd/%d/%s" % (dir_fd, os.path.basename(path))
+
+
+def _valid_id(value):
+    return 0 < len(value) <= 128 and value[0] not in "._-" and set(value) <= _ID_CHARS
+
+
+def _show_as_shim(script, args):
+    """Rewrite this process's command line (the memory /proc/<pid>/cmdline reads) so that the words
+    after ``script`` are ``args``: a monitor forked by the host is then found like any shim (by
+    find_shims, ps, the tests). False when it cannot (no room, or /proc/self/mem not writable)."""
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            stat = handle.read()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        arg_start, arg_end = int(fields[45]), int(fields[46])
+        with open("/proc/self/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+        target = script.encode("utf-8")
+        offset = 0
+        for word in words:
+            offset += len(word) + 1
+            if word == target:
+                break
+        else:
+            return False
+        data = b"".join(a.encode("utf-8") + b"\0" for a in args)
+        room = arg_end - arg_start - offset
+        if len(data) > room:
+            return False
+        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, data + b"\0" * (room - len(data)), arg_start + offset)
+        finally:
+            os.close(fd)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+class ShimHost(object):
+    """The host's loop: accept a request, fork a monitor for it, reap monitors, exit when idle."""
+
+    def __init__(self, state_dir, script, listener, lock_fd, dir_fd, idle_exit=HOST_IDLE_EXIT):
+        self.idle_exit = idle_exit
+        self.state_dir = state_dir
+        self.script = script
+        self.listener = listener
+        self.lock_fd = lock_fd
+        self.dir_fd = dir_fd
+        self.children = set()
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+
+    def reap(self):
+        while self.children:
+            try:
+                pid, dummy = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            self.children.discard(pid)
+
+    def serve(self):
+        idle_since = _monotonic()
+        listen_fd = self.listener.fileno()
+        while True:
+            try:
+                ready = select.select([listen_fd, self.wake_r], [], [], min(1.0, self.idle_exit))[0]
+            except InterruptedError:
+                ready = []
+            if self.wake_r in ready:
+                try:
+                    os.read(self.wake_r, 4096)
+                except OSError:
+                    pass
+            self.reap()
+            if listen_fd in ready:
+                self.accept()
+            if self.children:
+                idle_since = _monotonic()
+            elif _monotonic() - idle_since > self.idle_exit:
+                return  # a client that connects now reads EOF, not "forked": it starts its own shim
+
+    def accept(self):
+        try:
+            fd = self.listener._accept()[0]
+        except OSError:
+            return
+        try:
+            request = self._read_request(fd)
+            if request is not None:
+                pid = os.fork()
+                if pid == 0:
+                    self._monitor(fd, request)  # never returns
+                self.children.add(pid)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _read_request(self, fd):
+        """(container id, process id) of a well-formed request from our own uid, else None."""
+        import _socket
+        conn = _socket.socket(fileno=os.dup(fd))
+        try:
+            conn.settimeout(2.0)
+            cred = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+            if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+                return None
+            data = b""
+            while b"\n" not in data and len(data) < 1024:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    return None
+                data += chunk
+        except OSError:
+            return None
+        finally:
+            conn.close()
+        words = data.split(b"\n", 1)[0].decode("ascii", "replace").split()
+        if len(words) != 2 or not all(_valid_id(w) for w in words):
+            return None
+        if not os.path.isfile(os.path.join(self.state_dir, words[0], words[1], "launch.json")):
+            return None
+        return words[0], words[1]
+
+    def _monitor(self, fd, request):
+        """In the forked child: become the shim for ``request``; never returns."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for own in (self.listener.detach(), self.wake_r, self.wake_w, self.lock_fd, self.dir_fd):
+                try:
+                    os.close(own)
+                except OSError:
+                    pass
+            os.setsid()
+            os.set_blocking(fd, True)
+            os.write(fd, HOST_ACK)
+            _show_as_shim(self.script, [self.state_dir, request[0], request[1], "-"])
+            code = run_split_shim(self.state_dir, request[0], request[1], fd)
+        finally:
+            os._exit(code)
+
+
+def _monotonic():
+    import time
+    return time.monotonic()
+
+
+def host_main(state_dir, report_fd):
+    """Start the shim host for ``state_dir``: report ``{"ok": true}`` once it listens (or
+    ``{"ok": false, "busy": true}`` when another host holds the lock), then serve."""
+    import _socket
+    import fcntl
+    import gc
     if os.fork():
-        os._exit(0)  # the module reaps this parent at once; the shim lives on in the child
+        os._exit(0)  # as a shim: the module's Popen returns at once
     os.setsid()
-    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    _ignore_job_signals()
+    os.chdir("/")
+    script = os.path.abspath(__file__)
+    sock_path, lock_path = host_paths(script)
+    try:
+        dir_fd = os.open(os.path.dirname(script), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.write(report_fd, b'{"ok": false, "busy": true}\n')
+            return 0
+        address = socket_address(sock_path, dir_fd)
+        try:
+            os.unlink(address)  # a host that died left it; we hold the lock, so it is no one's
+        except FileNotFoundError:
+            pass
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(address)
+        finally:
+            os.umask(old_umask)
+        listener.listen(128)
+        host = ShimHost(state_dir, script, listener, lock_fd, dir_fd,
+                        float(os.environ.get("OCI_RUNTIME_SHIM_HOST_IDLE") or HOST_IDLE_EXIT))
+    except Exception as exc:  # pylint: disable=broad-except
+        try:
+            os.write(report_fd, (json_dumps({"ok": False, "error": "shim host: %s" % exc}) + "\n").encode())
+        except OSError:
+            pass
+        return 1
+    if not _PRCTL:
+        _PRCTL.append(_prctl_function())
+    json_loads('{"warm": [1]}')  # imports _json here, once, not in every monitor
+    os.write(report_fd, b'{"ok": true}\n')
+    os.close(report_fd)
+    gc.collect()
+    gc.freeze()  # the monitors' collections then leave the shared pages alone
+    try:
+        host.serve()
+    finally:
+        try:
+            os.unlink(address)
+        except OSError:
+            pass
+        listener.close()
+    return 0
+
+
+def run_split_shim(state_dir, container_id, process_id, report_fd):
+    """A monitor forked by the host: it becomes the subreaper, then forks a child that does the
+    start (steps 2-3: launch.json, pipes, the runtime verb, the report) and hands it the monitoring
+    back. The start's allocations and imports die with that child, so the monitor keeps sharing
+    most of its pages with the host (see HOST_IDLE_EXIT)."""
+    import _io
+    import _socket
+    _become_subreaper()
+    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    starter = os.fork()
+    if starter == 0:
+        code = 1
+        try:
+            mine.close()
+            code = run_shim(state_dir, container_id, process_id, report_fd, handover=theirs)
+        finally:
+            os._exit(code)
+    theirs.close()
+    os.close(report_fd)
+    room = _socket.CMSG_SPACE(4 * 16)
+    data, ancillary, dummy, dummy = mine.recvmsg(4096, room, _socket.MSG_CMSG_CLOEXEC)
+    received = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            received += [int.from_bytes(payload[i:i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4)]
+    while data:
+        chunk = mine.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    mine.close()
+    if not data or not received:
+        return 1  # the start failed (and reported why) or died: nothing to monitor
+    shim, exit_fd = Shim.from_handover(state_dir, container_id, process_id, _io.BytesIO(data),
+                                       received=received)
+    shim._watch_children()
+    shim.monitor()
+    os.close(exit_fd)
+    return 0
+
+
+def run_shim(state_dir, container_id, process_id, report_fd, handover=None):
+    """Steps 2-4 for one process, in a process that is already in its own session; the exit code.
+    With ``handover`` (a socket to the parent, see run_split_shim) it stops after the report and
+    hands the monitoring over; the parent is the subreaper and the pid recorded in shim.pid."""
     shim = None
     try:
         shim = Shim(state_dir, container_id, process_id, report_fd)
         # Hold the exit fifo open from the start: a waiter sees EOF only once the shim is done.
         exit_fd = os.open(os.path.join(shim.process_dir, "exit"), os.O_RDWR)
         shim.open_control()
-        _become_subreaper()
+        monitor_pid = os.getpid() if handover is None else os.getppid()
+        if handover is None:
+            _become_subreaper()
         _write_file(os.path.join(shim.process_dir, "shim.pid"),
-                    "%d %s\n" % (os.getpid(), process_start_time(os.getpid())), durable=False)
+                    "%d %s\n" % (monitor_pid, process_start_time(monitor_pid)), durable=False)
         pid = shim.start()
         if pid is None:
             return 1
         shim.report({"ok": True, "pid": pid})
+        if handover is not None:
+            shim.hand_over(handover, exit_fd)
+            return 0
         shim.exec_monitor(exit_fd)  # returns only if the exec failed: then monitor from here
         shim.monitor()
         os.close(exit_fd)
@@ -605,12 +917,36 @@ def main(argv=None):
         message = "shim failed: %s: %s" % (type(exc).__name__, exc)
         if shim is not None and shim.report_fd is not None:
             shim.report({"ok": False, "rc": None, "error": message})
-        else:
+        elif shim is None:
             try:
                 os.write(report_fd, (json_dumps({"ok": False, "error": message}) + "\n").encode())
             except OSError:
                 pass
         return 1
+
+
+def _ignore_job_signals():
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    handover = globals().get("_SHIM_HANDOVER")  # set by MONITOR_LOADER: this is the monitor
+    if handover is not None and len(args) == 4:
+        return monitor_main(args[0], args[1], args[2], handover)
+    if len(args) == 3 and args[0].startswith(HOST_FLAG) and args[1].startswith(HOST_PAD_FLAG):
+        return host_main(args[0][len(HOST_FLAG):], int(args[2]))
+    if len(args) != 4:
+        sys.stderr.write("usage: shim <state_dir> <container_id> <process_id> <report_fd>\n"
+                         "       shim --host=<state_dir> --pad=... <report_fd>\n")
+        return 2
+    state_dir, container_id, process_id, report_fd = args[0], args[1], args[2], int(args[3])
+    if os.fork():
+        os._exit(0)  # the module reaps this parent at once; the shim lives on in the child
+    os.setsid()
+    _ignore_job_signals()
+    return run_shim(state_dir, container_id, process_id, report_fd)
 
 
 if __name__ == "__main__":
