@@ -128,6 +128,11 @@ def cleanup_runc(root=RUNTIME_ROOT, prefix="bench"):
 
 
 def kill_shims(state_dir):
+    for pid in host_pids(state_dir):  # each run starts from nothing, the host's start included
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     for path in glob.glob(os.path.join(state_dir, "*", "*", "shim.pid")):
         try:
             with open(path) as handle:
@@ -343,6 +348,22 @@ def shim_pids(state_dir):
     return pids
 
 
+def host_pids(state_dir):
+    """The shim host(s) of ``state_dir`` (``... --host=<state_dir> ...``): their memory is shared by
+    the monitors they forked, so the table counts them too."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % name, "rb") as handle:
+                    argv = handle.read().split(b"\0")
+            except OSError:
+                continue
+            if ("--host=" + state_dir).encode() in argv:
+                found.append(int(name))
+    return found
+
+
 def summarize_memory(samples):
     if not samples:
         return None
@@ -396,6 +417,7 @@ def bench_converge(memory_n):
             log("N=%d %s: first %.2f s, rerun %.2f s (changed=%d)" % (n, label, first, rerun, changed_rerun))
             if key == "plural" and n == memory_n:
                 memory["shim"] = summarize_memory([smaps_rollup(p) for p in shim_pids(state_dir)])
+                memory["shim_host"] = summarize_memory([smaps_rollup(p) for p in host_pids(state_dir)])
                 memory["shim_n"] = n
             if key == "podman" and n == min(PODMAN_MAX, max(NS)):
                 memory["conmon"] = summarize_memory(conmon_pss())

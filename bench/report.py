@@ -110,16 +110,20 @@ def write_markdown(result, path):
         lines += ["", "## 4. Memory (PSS from /proc/<pid>/smaps_rollup)", "",
                   "| process | containers | PSS per process (mean) | private per process | total PSS |",
                   "|---|---|---|---|---|"]
-        for key, label in (("shim", "oci.runtime shim"), ("conmon", "podman conmon")):
+        for key, label in (("shim", "oci.runtime shim"), ("shim_host", "oci.runtime shim host"),
+                           ("conmon", "podman conmon")):
             data = mem.get(key)
             if data:
                 lines.append("| %s | %d | %.2f MiB | %.2f MiB | %.1f MiB |" % (
                     label, data["count"], data["pss_mib_mean"], data["private_mib_mean"], data["pss_mib_total"]))
         shim = mem.get("shim")
         if shim:
+            host = mem.get("shim_host") or {"pss_mib_total": 0.0}
+            with_host = (shim["pss_mib_total"] + host["pss_mib_total"]) / shim["count"]
             lines.append("")
+            lines.append("Per container, the host's share included: %.2f MiB." % with_host)
             lines.append("Goal ≤ %.1f MiB per shim: %s." % (
-                SHIM_GOAL_MIB, "met" if shim["pss_mib_mean"] <= SHIM_GOAL_MIB else "not met"))
+                SHIM_GOAL_MIB, "met" if with_host <= SHIM_GOAL_MIB else "not met"))
     if "fleet" in result:
         fleet = result["fleet"]
         lines += ["", "## 5. Fleet (playbooks/fleet.yml)", ""]

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import shutil
@@ -247,3 +248,58 @@ def test_shim_runs_isolated(tmp_path):
                           check=False)
     assert proc.returncode == 2, proc.stderr
     assert b"usage" in proc.stderr
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("web", True), ("a.b_c-1", True), ("x" * 128, True),
+    ("", False), ("x" * 129, False), ("..", False), ("-rf", False), (".hidden", False),
+    ("a/b", False), ("a b", False), ("é", False),
+])
+def test_host_accepts_only_valid_ids(value, ok):
+    assert shim._valid_id(value) is ok
+
+
+def test_socket_address_short_and_long():
+    assert shim.socket_address("/run/x/.shim/s.sock", 7) == "/run/x/.shim/s.sock"
+    long_path = "/" + "d" * 120 + "/.shim/s.sock"
+    assert shim.socket_address(long_path, 7) == "/proc/self/fd/7/s.sock"
+
+
+def test_host_pad_has_room_for_two_ids_of_the_longest_kind():
+    state_dir = "/run/oci-runtime"
+    before = len(shim.HOST_FLAG + state_dir) + 1 + len(shim.HOST_PAD) + 1 + len("123") + 1
+    after = sum(len(w) + 1 for w in (state_dir, "x" * 128, "y" * 128, "-"))
+    assert after <= before
+
+
+def test_handover_round_trip_renumbers_fds(tmp_path, monkeypatch):
+    """What hand_over sends (the line, then the pending bytes) rebuilds the same shim, with the fds
+    that arrived standing for the sender's numbers, in the line's order."""
+    sender = shim.Shim(str(tmp_path), "c", "init", None)
+    sender.container_pid, sender.control_fd = 4242, 11
+    out = shim.Pump(12, 13)
+    out.pending = b"abc"
+    err = shim.Pump(14, 15)
+    sender.outputs = [out, err]
+    sender.stdin = shim.Pump(16, 17)
+    sender.stdin.pending = b"in"
+    line, fds, pending = sender._handover_state(10)
+    assert fds == [10, 11, 12, 13, 14, 15, 16, 17]
+    received = [100 + i for i in range(len(fds))]
+    rebuilt = {}
+
+    def keep(fd, flag):
+        rebuilt.setdefault("inheritable", []).append((fd, flag))
+    monkeypatch.setattr(shim.os, "set_inheritable", keep)  # the fds are made up: record, don't touch
+    got, exit_fd = shim.Shim.from_handover(str(tmp_path), "c", "init",
+                                           io.BytesIO(line + b"".join(pending)), received=received)
+    assert exit_fd == 100 and got.control_fd == 101 and got.container_pid == 4242
+    assert [(p.src, p.dst, p.pending) for p in got.outputs] == [(102, 103, b"abc"), (104, 105, b"")]
+    assert (got.stdin.src, got.stdin.dst, got.stdin.pending) == (106, 107, b"in")
+    assert sorted(fd for fd, flag in rebuilt["inheritable"]) == received and \
+        not any(flag for fd, flag in rebuilt["inheritable"])
+
+
+def test_main_dispatches_host_arguments_only_in_their_shape(capsys):
+    assert shim.main([shim.HOST_FLAG + "/x", "not-the-pad", "3"]) == 2
+    assert "usage" in capsys.readouterr().err
