@@ -15,7 +15,7 @@ import pytest
 from conftest import read_cmdline, shim_hosts, shim_processes, wait_exec, wait_for
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as P
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import host_paths
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import host_socket_path
 
 
 def _parent(pid):
@@ -25,7 +25,7 @@ def _parent(pid):
 
 
 def _host_socket(env):
-    return host_paths(P.install_shim(env.layout))[0]
+    return host_socket_path(P.install_shim(env.layout))
 
 
 def test_monitors_are_forked_by_one_host_and_look_like_shims(env):
@@ -167,3 +167,18 @@ def test_long_state_dir_path_uses_the_dir_fd_address(tmp_path):
         assert _parent(container.describe()["shim_pid"]) == shim_hosts(env.state_dir)[0]
     finally:
         assert env.cleanup() == []
+
+
+def test_host_keeps_nothing_open_under_the_state_dir(env):
+    """A check for leftovers after removing every container (the integration targets make one)
+    must not find the host that lingers: its cwd is / and its only fds are /dev/null, pipes and
+    sockets."""
+    container = env.run(env.bundle())
+    host = shim_hosts(env.state_dir)[0]
+    assert os.readlink("/proc/%d/cwd" % host) == "/"
+    for name in os.listdir("/proc/%d/fd" % host):
+        target = os.readlink("/proc/%d/fd/%s" % (host, name))
+        assert not target.startswith(env.state_dir), target
+    container.stop("KILL", 5)
+    container.remove()
+    assert shim_hosts(env.state_dir) == [host]  # it lingers, idle

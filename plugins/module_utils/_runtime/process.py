@@ -24,7 +24,7 @@ import time
 
 from . import layout as L
 from .errors import ContainerNotStartedError, ContainerStartTimeoutError, InvalidPidError, StateError
-from .shim import HOST_ACK, HOST_FLAG, HOST_PAD, host_paths, process_start_time, socket_address, start_argv
+from .shim import HOST_ACK, HOST_FLAG, HOST_PAD, host_socket_path, process_start_time, socket_address, start_argv
 
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
@@ -362,7 +362,7 @@ def _launch_standalone(layout, script, record, timeout):
 def _connect_host(script):
     """A connected socket to the running shim host for ``script``, or None."""
     import socket  # pylint: disable=import-outside-toplevel
-    sock_path = host_paths(script)[0]
+    sock_path = host_socket_path(script)
     dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

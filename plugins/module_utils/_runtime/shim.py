@@ -604,9 +604,9 @@ def monitor_main(state_dir, container_id, process_id, handover):
 # start on the path of every create and exec. The module asks it over a unix socket next to the script
 # (``<script>.<cache tag>.sock``, in the 0700 ``.shim`` dir) with one line ``<container id> <process id>``;
 # the forked monitor answers ``forked`` then the usual report line. Anything short of ``forked`` means
-# nothing was started, and the module starts a standalone shim instead. The host holds
-# ``<script>.<cache tag>.lock`` for its life (one host per socket), starts on demand and exits once it
-# has had no monitor for HOST_IDLE_EXIT seconds.
+# nothing was started, and the module starts a standalone shim instead. The host starts on demand and
+# exits once it has had no monitor for HOST_IDLE_EXIT seconds; it keeps no fd under the state dir (a
+# check for leftovers after removing every container must not find it).
 HOST_FLAG = "--host="
 HOST_PAD_FLAG = "--pad="
 # Room in the host's command line for what a monitor writes there (see _show_as_shim): its argv then
@@ -617,10 +617,9 @@ HOST_ACK = b"forked\n"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-def host_paths(script):
-    """(socket, lock) paths of the host for ``script`` and this Python."""
-    base = "%s.%s" % (script, sys.implementation.cache_tag)
-    return base + ".sock", base + ".lock"
+def host_socket_path(script):
+    """The socket of the host for ``script`` and this Python."""
+    return "%s.%s.sock" % (script, sys.implementation.cache_tag)
 
 
 def socket_address(path, dir_fd):
@@ -671,13 +670,11 @@ def _show_as_shim(script, args):
 class ShimHost(object):
     """The host's loop: accept a request, fork a monitor for it, reap monitors, exit when idle."""
 
-    def __init__(self, state_dir, script, listener, lock_fd, dir_fd, idle_exit=HOST_IDLE_EXIT):
+    def __init__(self, state_dir, script, listener, idle_exit=HOST_IDLE_EXIT):
         self.idle_exit = idle_exit
         self.state_dir = state_dir
         self.script = script
         self.listener = listener
-        self.lock_fd = lock_fd
-        self.dir_fd = dir_fd
         self.children = set()
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
@@ -768,7 +765,7 @@ class ShimHost(object):
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for own in (self.listener.detach(), self.wake_r, self.wake_w, self.lock_fd, self.dir_fd):
+            for own in (self.listener.detach(), self.wake_r, self.wake_w):
                 try:
                     os.close(own)
                 except OSError:
@@ -789,9 +786,9 @@ def _monotonic():
 
 def host_main(state_dir, report_fd):
     """Start the shim host for ``state_dir``: report ``{"ok": true}`` once it listens (or
-    ``{"ok": false, "busy": true}`` when another host holds the lock), then serve."""
+    ``{"ok": false, "busy": true}`` when another host answers on the socket already), then serve.
+    It holds no fd under the state dir (only its listening socket), and its cwd is /."""
     import _socket
-    import fcntl
     import gc
     if os.fork():
         os._exit(0)  # as a shim: the module's Popen returns at once
@@ -799,28 +796,29 @@ def host_main(state_dir, report_fd):
     _ignore_job_signals()
     os.chdir("/")
     script = os.path.abspath(__file__)
-    sock_path, lock_path = host_paths(script)
+    sock_path = host_socket_path(script)
     try:
-        dir_fd = os.open(os.path.dirname(script), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if _host_answers(sock_path):
             os.write(report_fd, b'{"ok": false, "busy": true}\n')
             return 0
-        address = socket_address(sock_path, dir_fd)
-        try:
-            os.unlink(address)  # a host that died left it; we hold the lock, so it is no one's
-        except FileNotFoundError:
-            pass
         listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
+        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            listener.bind(address)
+            address = socket_address(sock_path, dir_fd)
+            try:
+                os.unlink(address)  # left by a host that died (a live one answered above)
+            except FileNotFoundError:
+                pass
+            old_umask = os.umask(0o177)
+            try:
+                listener.bind(address)
+            finally:
+                os.umask(old_umask)
+            bound = os.stat(address).st_ino
         finally:
-            os.umask(old_umask)
+            os.close(dir_fd)
         listener.listen(128)
-        host = ShimHost(state_dir, script, listener, lock_fd, dir_fd,
+        host = ShimHost(state_dir, script, listener,
                         float(os.environ.get("OCI_RUNTIME_SHIM_HOST_IDLE") or HOST_IDLE_EXIT))
     except Exception as exc:  # pylint: disable=broad-except
         try:
@@ -833,17 +831,49 @@ def host_main(state_dir, report_fd):
     json_loads('{"warm": [1]}')  # imports _json here, once, not in every monitor
     os.write(report_fd, b'{"ok": true}\n')
     os.close(report_fd)
+    _monitor_code(script)  # leaves the marshalled code for the next start (start_argv), once
     gc.collect()
     gc.freeze()  # the monitors' collections then leave the shared pages alone
     try:
         host.serve()
     finally:
-        try:
-            os.unlink(address)
-        except OSError:
-            pass
+        _unlink_if_bound(sock_path, bound)
         listener.close()
     return 0
+
+
+def _host_answers(sock_path):
+    """True when a host already listens on ``sock_path`` (two modules may start one at once)."""
+    import _socket
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    dir_fd = None
+    try:
+        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        probe.settimeout(2.0)
+        probe.connect(socket_address(sock_path, dir_fd))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _unlink_if_bound(sock_path, inode):
+    """Remove our socket file, unless a newer host has replaced it meanwhile."""
+    try:
+        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        address = socket_address(sock_path, dir_fd)
+        if os.stat(address).st_ino == inode:
+            os.unlink(address)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def run_split_shim(state_dir, container_id, process_id, report_fd):
