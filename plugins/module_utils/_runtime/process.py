@@ -190,7 +190,7 @@ class ProcessRecord(object):
         that what is reported next (shim_pid) is already true."""
         deadline = time.monotonic() + timeout
         while self.shim()[1] and time.monotonic() < deadline:
-            time.sleep(0.002)
+            time.sleep(0.0005)
 
     def kill_shim(self, group=False):
         """SIGKILL the shim; with ``group``, first everything it started, CRIU's restorers
@@ -213,6 +213,8 @@ class ProcessRecord(object):
         try:
             while True:
                 if os.path.exists(self.path(L.EXIT_STATUS_FILE)):
+                    if exit_fd is not None:
+                        _fifo_closed(exit_fd, SHIM_EXIT_GRACE)  # closed by the shim right before it exits
                     self._wait_shim_gone(SHIM_EXIT_GRACE)
                     return True
                 if not self.alive() and not self.shim()[1]:

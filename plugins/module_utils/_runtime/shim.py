@@ -610,7 +610,7 @@ def monitor_main(state_dir, container_id, process_id, handover):
 HOST_FLAG = "--host="
 HOST_PAD_FLAG = "--pad="
 # Room in the host's command line for what a monitor writes there (see _show_as_shim): its argv then
-# reads ``<script> <state_dir> <container id> <process id> -``, like a standalone shim's.
+# reads ``<script> <state_dir> <container id> <process id> <fd>``, like a standalone shim's.
 HOST_PAD = HOST_PAD_FLAG + "." * (2 * 129 + 8)
 HOST_IDLE_EXIT = 10.0  # seconds; OCI_RUNTIME_SHIM_HOST_IDLE in the environment overrides it (tests)
 HOST_ACK = b"forked\n"
@@ -773,7 +773,7 @@ class ShimHost(object):
             os.setsid()
             os.set_blocking(fd, True)
             os.write(fd, HOST_ACK)
-            _show_as_shim(self.script, [self.state_dir, request[0], request[1], "-"])
+            _show_as_shim(self.script, [self.state_dir, request[0], request[1], str(fd)])
             code = run_split_shim(self.state_dir, request[0], request[1], fd)
         finally:
             os._exit(code)
