@@ -301,8 +301,9 @@ kill_by_hand() {
     done
 }
 
-fleet_shims() {  # pids of the shims that run from a fleet host's state dir (argv: python -I -S <script> ...)
-    "$PY" - "$FLEET/hosts/" <<'PYEOF'
+fleet_shims() {  # pids of the shims that run from a fleet host's state dir (argv: python -I -S <script> ...);
+    # with "hosts", the shim hosts instead (argv: ... <script> --host=<state_dir> ...)
+    "$PY" - "$FLEET/hosts/" "${1:-shims}" <<'PYEOF'
 import os, sys
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
@@ -310,7 +311,9 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
     except OSError:
         continue
     if any(a.startswith(sys.argv[1]) and "/.shim/shim-" in a for a in argv[1:4]):
-        print(pid)
+        is_host = any(a.startswith("--host=") for a in argv)
+        if is_host == (sys.argv[2] == "hosts"):
+            print(pid)
 PYEOF
 }
 
@@ -345,6 +348,12 @@ cleanup() {
             log "left behind: shim pid $pid; killing it"
             kill -9 "$pid" 2>/dev/null || true
             rc=1
+        done
+        # A shim host outlives its last monitor by 10 s, then exits: not a leftover; stop it now
+        # rather than wait, as the state dirs go away below.
+        for pid in $(fleet_shims hosts); do
+            log "stopping the idle shim host pid $pid"
+            kill "$pid" 2>/dev/null || true
         done
     fi
     rm -rf "$FLEET/hosts"

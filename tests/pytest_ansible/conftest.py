@@ -43,8 +43,9 @@ def _check_setup():
         pytest.exit("pytest-ansible examples cannot run: " + "; ".join(problems), returncode=2)
 
 
-def _shims_under(root):
-    """Pids of the shims that run from a state dir under ``root`` (their argv names it)."""
+def _shims_under(root, hosts=False):
+    """Pids of the shims that run from a state dir under ``root`` (their argv names it); with
+    ``hosts``, of the shim hosts instead (``--host=<state_dir>``: idle ones linger 10 s, by design)."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -53,7 +54,8 @@ def _shims_under(root):
         except OSError:
             continue
         if any(arg.startswith(root + os.sep) and "/.shim/shim-" in arg for arg in argv[1:4]):
-            pids.append(int(pid))
+            if any(arg.startswith("--host=") for arg in argv) == hosts:
+                pids.append(int(pid))
     return pids
 
 
@@ -70,6 +72,8 @@ def _remove_leftovers(root):
     for pid in _shims_under(root):
         left.append("shim %d" % pid)
         os.kill(pid, signal.SIGKILL)
+    for pid in _shims_under(root, hosts=True):
+        os.kill(pid, signal.SIGTERM)  # not a leftover: stopped rather than waited for
     return left
 
 

@@ -213,8 +213,6 @@ class ProcessRecord(object):
         try:
             while True:
                 if os.path.exists(self.path(L.EXIT_STATUS_FILE)):
-                    if exit_fd is not None:
-                        _fifo_closed(exit_fd, SHIM_EXIT_GRACE)  # closed by the shim right before it exits
                     self._wait_shim_gone(SHIM_EXIT_GRACE)
                     return True
                 if not self.alive() and not self.shim()[1]:
@@ -247,7 +245,9 @@ class ProcessRecord(object):
 
 
 def _fifo_closed(fd, timeout):
-    """Wait up to ``timeout`` for EOF on a fifo opened for reading; True once every writer is gone."""
+    """Wait up to ``timeout`` for EOF on a fifo opened for reading; True once every writer is gone.
+    Linux reports that only for a writer that closed *after* our open: if the shim closed it before,
+    this sleeps the whole timeout, so callers only use it with short timeouts, between checks."""
     try:
         if not select.select([fd], [], [], timeout)[0]:
             return False
