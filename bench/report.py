@@ -78,8 +78,9 @@ def per_container_rerun(rows):
 def write_markdown(result, path):
     lines = ["# make bench, %s" % result["date"], ""]
     host = result["host"]
-    lines.append("Host: %s cores, kernel %s, %s, Python %s; load average %s at start, %s at end (other agents "
-                 "ran tests on the same 2 cores, so absolute numbers are noisy). Whole run: %s s." % (
+    lines.append("Host: %s cores, kernel %s, %s, Python %s; load average %s at start, %s at end (the load "
+                 "at the end is mostly the bench's own podman and fleet sections; a 1-minute load above the "
+                 "core count at the start means a busy machine and noisy absolute numbers). Whole run: %s s." % (
                      host["nproc"], host["kernel"], host["runc"], host["python"], " ".join(host["loadavg_start"]),
                      " ".join(host.get("loadavg_end", [])), result.get("seconds")))
     lines.append("")
