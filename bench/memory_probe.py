@@ -34,8 +34,8 @@ def pss_mib(pid):
 
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    spec = importlib.util.spec_from_file_location("bundle_tool", os.path.join(ROOT, "tests", "utils",
-                                                                               "make_busybox_bundle.py"))
+    tool_path = os.path.join(ROOT, "tests", "utils", "make_busybox_bundle.py")
+    spec = importlib.util.spec_from_file_location("bundle_tool", tool_path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     base = os.path.join(ROOT, "build", "bench", "memory-probe")
