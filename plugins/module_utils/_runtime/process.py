@@ -24,7 +24,7 @@ import time
 
 from . import layout as L
 from .errors import ContainerNotStartedError, ContainerStartTimeoutError, InvalidPidError, StateError
-from .shim import HOST_ACK, HOST_FLAG, HOST_PAD, host_socket_path, process_start_time, socket_address, start_argv
+from .shim import HOST_ACK, HOST_FLAG, HOST_PAD, at_socket, host_socket_path, process_start_time, start_argv
 
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
@@ -336,9 +336,9 @@ def launch(layout, record, argv, stdio, timeout):
     return int(report["pid"])
 
 
-def _start_detached(argv, cwd, timeout):
+def _start_detached(argv, cwd, deadline):
     """Run a shim command line that forks and reports one JSON line on the fd given as its last
-    argument; the report (None on timeout)."""
+    argument; the report (None when ``deadline`` passes first)."""
     read_fd, write_fd = os.pipe()
     try:
         try:
@@ -348,7 +348,7 @@ def _start_detached(argv, cwd, timeout):
         finally:
             os.close(write_fd)
         first.wait()  # the shim forks and its first half exits at once
-        return _read_report(read_fd, timeout)
+        return _read_report(read_fd, deadline)
     finally:
         os.close(read_fd)
 
@@ -356,7 +356,8 @@ def _start_detached(argv, cwd, timeout):
 def _launch_standalone(layout, script, record, timeout):
     try:
         return _start_detached(start_argv(sys.executable, script, [layout.state_dir, record.container_id,
-                                                                   record.id]), record.dir, timeout)
+                                                                   record.id]), record.dir,
+                               time.monotonic() + timeout)
     except OSError as exc:
         raise ContainerNotStartedError(record.container_id, "cannot start the shim: %s" % exc.strerror)
 
@@ -364,30 +365,23 @@ def _launch_standalone(layout, script, record, timeout):
 def _connect_host(script):
     """A connected socket to the running shim host for ``script``, or None."""
     import socket  # pylint: disable=import-outside-toplevel
-    sock_path = host_socket_path(script)
-    dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.settimeout(HOST_START_TIMEOUT)
-        conn.connect(socket_address(sock_path, dir_fd))
+        at_socket(host_socket_path(script), conn.connect)
         return conn
     except OSError:
         conn.close()
         return None
-    finally:
-        os.close(dir_fd)
 
 
 def _host_connection(layout, script):
-    """Connect to the host, starting it first if none answers; None when that fails."""
+    """Connect to the host, starting it first if none answers; None (or OSError) when that fails."""
     conn = _connect_host(script)
     if conn is not None:
         return conn
-    try:
-        started = _start_detached(start_argv(sys.executable, script, [HOST_FLAG + layout.state_dir, HOST_PAD]),
-                                  os.path.dirname(script), HOST_START_TIMEOUT)
-    except OSError:
-        return None
+    started = _start_detached(start_argv(sys.executable, script, [HOST_FLAG + layout.state_dir, HOST_PAD]),
+                              os.path.dirname(script), time.monotonic() + HOST_START_TIMEOUT)
     if not started or not (started.get("ok") or started.get("busy")):
         return None
     deadline = time.monotonic() + HOST_START_TIMEOUT
@@ -420,7 +414,7 @@ def _launch_through_host(layout, script, record, timeout):
             return None
         if ack != HOST_ACK:
             return _NOT_TAKEN  # the host exited or refused before forking: nothing runs
-        return _read_report(conn.fileno(), timeout, rest, deadline)
+        return _read_report(conn.fileno(), deadline, rest)
 
 
 def _create_private_file(path):
@@ -471,9 +465,9 @@ def _read_line(fd, deadline, data=b""):
     return line + b"\n", rest
 
 
-def _read_report(fd, timeout, data=b"", deadline=None):
+def _read_report(fd, deadline, data=b""):
     """One JSON line from the shim; None on timeout; an error dict if the shim died silently."""
-    line, data = _read_line(fd, deadline or time.monotonic() + timeout, data)
+    line, data = _read_line(fd, deadline, data)
     if line is None:
         return None
     line = (line or data).split(b"\n", 1)[0].strip()

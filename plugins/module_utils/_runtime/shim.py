@@ -178,10 +178,14 @@ def _prctl_function():
 _PRCTL = []  # (prctl, get_errno), made once: the shim host makes it before it forks monitors
 
 
-def _become_subreaper():
+def _prctl():
     if not _PRCTL:
         _PRCTL.append(_prctl_function())
-    prctl, get_errno = _PRCTL[0]
+    return _PRCTL[0]
+
+
+def _become_subreaper():
+    prctl, get_errno = _prctl()
     if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
@@ -611,7 +615,8 @@ HOST_FLAG = "--host="
 HOST_PAD_FLAG = "--pad="
 # Room in the host's command line for what a monitor writes there (see _show_as_shim): its argv then
 # reads ``<script> <state_dir> <container id> <process id> <fd>``, like a standalone shim's.
-HOST_PAD = HOST_PAD_FLAG + "." * (2 * 129 + 8)
+_MAX_ID_LENGTH = 128  # layout.MAX_ID_LENGTH: this file imports nothing of the package
+HOST_PAD = HOST_PAD_FLAG + "." * (2 * (_MAX_ID_LENGTH + 1) + 8)
 HOST_IDLE_EXIT = 10.0  # seconds; OCI_RUNTIME_SHIM_HOST_IDLE in the environment overrides it (tests)
 HOST_ACK = b"forked\n"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -630,8 +635,19 @@ def socket_address(path, dir_fd):
     return "/proc/self/fd/%d/%s" % (dir_fd, os.path.basename(path))
 
 
+def at_socket(path, action):
+    """``action(address)`` for the unix socket at ``path`` (connect, bind, stat, unlink), with an fd
+    of its directory open for as long as a long path needs it (see socket_address)."""
+    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return action(socket_address(path, dir_fd))
+    finally:
+        os.close(dir_fd)
+
+
 def _valid_id(value):
-    return 0 < len(value) <= 128 and value[0] not in "._-" and set(value) <= _ID_CHARS
+    """layout.is_valid_id, without ``re`` (the host's imports are every monitor's)."""
+    return 0 < len(value) <= _MAX_ID_LENGTH and value[0] not in "._-" and set(value) <= _ID_CHARS
 
 
 def _show_as_shim(script, args):
@@ -802,21 +818,7 @@ def host_main(state_dir, report_fd):
             os.write(report_fd, b'{"ok": false, "busy": true}\n')
             return 0
         listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            address = socket_address(sock_path, dir_fd)
-            try:
-                os.unlink(address)  # left by a host that died (a live one answered above)
-            except FileNotFoundError:
-                pass
-            old_umask = os.umask(0o177)
-            try:
-                listener.bind(address)
-            finally:
-                os.umask(old_umask)
-            bound = os.stat(address).st_ino
-        finally:
-            os.close(dir_fd)
+        bound = at_socket(sock_path, lambda address: _bind_private(listener, address))
         listener.listen(128)
         host = ShimHost(state_dir, script, listener,
                         float(os.environ.get("OCI_RUNTIME_SHIM_HOST_IDLE") or HOST_IDLE_EXIT))
@@ -826,8 +828,7 @@ def host_main(state_dir, report_fd):
         except OSError:
             pass
         return 1
-    if not _PRCTL:
-        _PRCTL.append(_prctl_function())
+    _prctl()  # made here, once, not in every monitor
     json_loads('{"warm": [1]}')  # imports _json here, once, not in every monitor
     os.write(report_fd, b'{"ok": true}\n')
     os.close(report_fd)
@@ -842,38 +843,43 @@ def host_main(state_dir, report_fd):
     return 0
 
 
+def _bind_private(listener, address):
+    """Bind ``listener`` to ``address`` as a 0600 socket file; its inode."""
+    try:
+        os.unlink(address)  # left by a host that died (a live one answered _host_answers)
+    except FileNotFoundError:
+        pass
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(address)
+    finally:
+        os.umask(old_umask)
+    return os.stat(address).st_ino
+
+
 def _host_answers(sock_path):
     """True when a host already listens on ``sock_path`` (two modules may start one at once)."""
     import _socket
     probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    dir_fd = None
     try:
-        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         probe.settimeout(2.0)
-        probe.connect(socket_address(sock_path, dir_fd))
+        at_socket(sock_path, probe.connect)
         return True
     except OSError:
         return False
     finally:
         probe.close()
-        if dir_fd is not None:
-            os.close(dir_fd)
 
 
 def _unlink_if_bound(sock_path, inode):
     """Remove our socket file, unless a newer host has replaced it meanwhile."""
-    try:
-        dir_fd = os.open(os.path.dirname(sock_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        address = socket_address(sock_path, dir_fd)
+    def unlink_ours(address):
         if os.stat(address).st_ino == inode:
             os.unlink(address)
+    try:
+        at_socket(sock_path, unlink_ours)
     except OSError:
         pass
-    finally:
-        os.close(dir_fd)
 
 
 def run_split_shim(state_dir, container_id, process_id, report_fd):

@@ -270,19 +270,19 @@ def test_launch_timeout(record, tmp_path):
 def test_read_report():
     read_fd, write_fd = os.pipe()
     os.write(write_fd, b'{"ok": true, "pid": 5}\nrest')
-    assert P._read_report(read_fd, 1) == {"ok": True, "pid": 5}
+    assert P._read_report(read_fd, time.monotonic() + 1) == {"ok": True, "pid": 5}
     os.close(read_fd)
     os.close(write_fd)
     read_fd, write_fd = os.pipe()
     os.close(write_fd)
-    assert P._read_report(read_fd, 1) == {"ok": False, "error": "the shim exited without reporting"}
+    assert P._read_report(read_fd, time.monotonic() + 1) == {"ok": False, "error": "the shim exited without reporting"}
     os.close(read_fd)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, b"garbage\n")
-    assert "garbage" in P._read_report(read_fd, 1)["error"]
+    assert "garbage" in P._read_report(read_fd, time.monotonic() + 1)["error"]
     os.close(read_fd)
     os.close(write_fd)
     read_fd, write_fd = os.pipe()
-    assert P._read_report(read_fd, 0.1) is None
+    assert P._read_report(read_fd, time.monotonic() + 0.1) is None
     os.close(read_fd)
     os.close(write_fd)

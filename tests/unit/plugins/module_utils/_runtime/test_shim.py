@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import shim
 
 
@@ -257,6 +258,11 @@ def test_shim_runs_isolated(tmp_path):
 ])
 def test_host_accepts_only_valid_ids(value, ok):
     assert shim._valid_id(value) is ok
+    assert layout.is_valid_id(value) is ok  # the twin the shim cannot import
+
+
+def test_shim_id_length_is_the_layouts():
+    assert shim._MAX_ID_LENGTH == layout.MAX_ID_LENGTH
 
 
 def test_socket_address_short_and_long():
