@@ -33,7 +33,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.venv"
-COLLECTIONS="$ROOT/build/collections"
+# OCI_RUNTIME_COLLECTIONS puts the copy elsewhere, so that two checkouts' runs on one machine do not share it.
+COLLECTIONS="${OCI_RUNTIME_COLLECTIONS:-$ROOT/build/collections}"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
 ALL_STAGES=(sanity units docs integration molecule fleet pytest_ansible functional artifact)
 

@@ -11,6 +11,7 @@ import os
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
     InvalidPidError,
     InvalidValueError,
+    RuntimeCoreError,
     StateError,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
@@ -72,6 +73,52 @@ def argument_spec(**specific):
     spec = dict(COMMON_ARGUMENT_SPEC)
     spec.update(specific)
     return spec
+
+
+class TaskFailedError(RuntimeCoreError):
+    """The task ran to its end but its outcome fails it (a process that exited non-zero, an item of
+    a set that failed): ``msg`` plus the ``result`` to return beside it."""
+
+    def __init__(self, msg, result):
+        super(TaskFailedError, self).__init__(msg)
+        self.result = result
+
+
+# Details of a core error that a failed task returns beside ``msg``, the same for every module.
+FAILURE_DETAILS = ("argv", "rc", "stderr", "path", "member", "field", "container")
+
+
+def failure_details(exc):
+    return {k: v for k, v in exc.details.items() if k in FAILURE_DETAILS}
+
+
+def run_module(converger, options, common_options=True, **module_kwargs):
+    """The whole ``main()`` of a module: build the AnsibleModule from ``options`` (plus the common
+    options unless ``common_options`` is false), run ``converger(params, check_mode=...).run()``
+    and turn its result, warnings and errors into ``exit_json`` / ``fail_json``.
+
+    A result may carry ``warnings`` (a list of strings) and ``failed`` (true fails the task with the
+    rest of the result). Only this function calls ``fail_json``."""
+    from ansible.module_utils.basic import AnsibleModule  # only here: the core never needs Ansible
+
+    module = AnsibleModule(
+        argument_spec=argument_spec(**options) if common_options else dict(options),
+        supports_check_mode=True, **module_kwargs)
+    try:
+        result = converger(module.params, check_mode=module.check_mode).run()
+    except TaskFailedError as exc:
+        result = dict(exc.result)
+        result.pop("msg", None)
+        module.fail_json(msg=exc.msg, **result)
+    except RuntimeCoreError as exc:
+        module.fail_json(msg=exc.msg, **failure_details(exc))
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 def build_runtime(params, runtime_args=None):
