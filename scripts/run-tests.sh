@@ -2,6 +2,9 @@
 # Run the oci.runtime test stages, in order, stopping at the first failure:
 #
 #   sanity       ansible-test sanity (all tests)
+#   types        mypy plugins/module_utils        (--disallow-untyped-defs --python-version 3.8: every
+#                                                 function annotated, checked as the managed hosts'
+#                                                 oldest Python; settings in .mypy.ini)
 #   units        ansible-test units --venv        (tests/unit/)
 #   docs         scripts/docs.sh                  (the HTML docs site, warnings are errors), and the
 #                                                 changelog: fragments lint, CHANGELOG.md is what
@@ -36,7 +39,7 @@ VENV="$ROOT/.venv"
 # OCI_RUNTIME_COLLECTIONS puts the copy elsewhere, so that two checkouts' runs on one machine do not share it.
 COLLECTIONS="${OCI_RUNTIME_COLLECTIONS:-$ROOT/build/collections}"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
-ALL_STAGES=(sanity units docs integration molecule fleet pytest_ansible functional artifact)
+ALL_STAGES=(sanity types units docs integration molecule fleet pytest_ansible functional artifact)
 
 log() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -99,6 +102,15 @@ run() {  # run CMD...: print and run a command in the collection copy
 # one itself (`|| return 1`), or an early failure is hidden by a later success.
 stage_sanity() {
     run ansible-test sanity --color no --python "$PY_VERSION"
+}
+
+stage_types() {
+    # From the collections root, where the ansible_collections.oci.runtime imports resolve; the cache sits
+    # with ansible-test's output in the copy.
+    local cmd=(mypy --config-file "$BUILD/.mypy.ini" --cache-dir "$BUILD/tests/output/.mypy_cache"
+        --disallow-untyped-defs --python-version 3.8 -p ansible_collections.oci.runtime.plugins.module_utils)
+    log "\$ (cd $COLLECTIONS && ${cmd[*]})"
+    (cd "$COLLECTIONS" && "${cmd[@]}")
 }
 
 stage_units() {
