@@ -10,11 +10,16 @@ turns them into ``fail_json``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 class RuntimeCoreError(Exception):
     """Base class: ``str(err)`` is the user-facing message."""
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: str, **details: object) -> None:
         super(RuntimeCoreError, self).__init__(msg)
         self.msg = msg
         self.details = details
@@ -25,7 +30,7 @@ class RuntimeCoreError(Exception):
 class ContainerExitedError(RuntimeCoreError):
     """Access to an exited container was attempted (seed: ErrContainerExited)."""
 
-    def __init__(self, container_id):
+    def __init__(self, container_id: str) -> None:
         super(ContainerExitedError, self).__init__(
             "container %r has exited" % container_id, container=container_id)
 
@@ -33,7 +38,7 @@ class ContainerExitedError(RuntimeCoreError):
 class ContainerNotRunningError(RuntimeCoreError):
     """A process was to be started in a container that is not running."""
 
-    def __init__(self, container_id, status):
+    def __init__(self, container_id: str, status: str) -> None:
         super(ContainerNotRunningError, self).__init__(
             "container %r is %s: processes can only be started in a running container"
             % (container_id, status), container=container_id, status=status)
@@ -42,7 +47,7 @@ class ContainerNotRunningError(RuntimeCoreError):
 class ProcessNotExitedError(RuntimeCoreError):
     """The exit status of a live process was asked for (seed: ErrProcessNotExited)."""
 
-    def __init__(self, container_id, process_id):
+    def __init__(self, container_id: str, process_id: str) -> None:
         super(ProcessNotExitedError, self).__init__(
             "process %r of container %r has not exited" % (process_id, container_id),
             container=container_id, process=process_id)
@@ -51,7 +56,7 @@ class ProcessNotExitedError(RuntimeCoreError):
 class ContainerNotStartedError(RuntimeCoreError):
     """The container did not start, and neither the shim nor the runtime said why (seed)."""
 
-    def __init__(self, container_id, reason=""):
+    def __init__(self, container_id: str, reason: str = "") -> None:
         msg = "container %r did not start" % container_id
         if reason:
             msg += ": " + reason
@@ -61,7 +66,7 @@ class ContainerNotStartedError(RuntimeCoreError):
 class ContainerStartTimeoutError(RuntimeCoreError):
     """The container took longer than the start timeout (seed: ErrContainerStartTimeout)."""
 
-    def __init__(self, container_id, timeout):
+    def __init__(self, container_id: str, timeout: float) -> None:
         super(ContainerStartTimeoutError, self).__init__(
             "container %r did not start within %s seconds" % (container_id, timeout),
             container=container_id, timeout=timeout)
@@ -70,14 +75,14 @@ class ContainerStartTimeoutError(RuntimeCoreError):
 class NoPidFileError(RuntimeCoreError):
     """The runtime wrote no pid file for a process (seed: errNoPidFile)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         super(NoPidFileError, self).__init__("no process pid file found at %s" % path, path=path)
 
 
 class InvalidPidError(RuntimeCoreError):
     """A pid file does not hold a positive integer (seed: errInvalidPidInt)."""
 
-    def __init__(self, path, content):
+    def __init__(self, path: str, content: str) -> None:
         super(InvalidPidError, self).__init__(
             "process pid in %s is invalid: %r" % (path, content[:40]), path=path)
 
@@ -85,7 +90,7 @@ class InvalidPidError(RuntimeCoreError):
 class NotImplementedByRuntimeError(RuntimeCoreError):
     """The operation is not implemented for this runtime (seed: errNotImplemented)."""
 
-    def __init__(self, what):
+    def __init__(self, what: str) -> None:
         super(NotImplementedByRuntimeError, self).__init__("not implemented: %s" % what)
 
 
@@ -119,7 +124,8 @@ class RuntimeNotFoundError(RuntimeCoreError):
 class RuntimeCommandError(RuntimeCoreError):
     """The OCI runtime exited non-zero; the message quotes the runtime's own error."""
 
-    def __init__(self, argv, verb, rc, message, stderr=""):
+    def __init__(self, argv: Sequence[str], verb: str, rc: int, message: str,
+                 stderr: str = "") -> None:
         binary = argv[0].rsplit("/", 1)[-1]
         text = "%s %s failed (exit %s): %s" % (binary, verb, rc, message or "no error message")
         super(RuntimeCommandError, self).__init__(text, argv=list(argv), rc=rc, stderr=stderr)
