@@ -22,8 +22,15 @@ import re
 import stat
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from .errors import InvalidIdError, LockTimeoutError, StateError
+
+if TYPE_CHECKING:
+    from collections.abc import Container
+    from typing import Any, Literal
+
+    from .errors import RuntimeCoreError
 
 # The seed's file names.
 EXIT_FILE = "exit"
@@ -47,12 +54,12 @@ MAX_ID_LENGTH = 128
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def is_valid_id(value):
+def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH \
         and _ID_RE.fullmatch(value) is not None
 
 
-def validate_id(value, what="container id"):
+def validate_id(value: object, what: str = "container id") -> str:
     """Return ``value`` if it is a safe id (what runc accepts, no path tricks), else raise."""
     if not isinstance(value, str) or value == "":
         raise InvalidIdError("%s must be a non-empty string" % what)
@@ -69,31 +76,31 @@ def validate_id(value, what="container id"):
 class Layout(object):
     """Paths under one state directory. Creates nothing until asked."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: str) -> None:
         if not state_dir or not os.path.isabs(state_dir):
             raise StateError("state_dir must be an absolute path, got %r" % (state_dir,))
         self.state_dir = os.path.normpath(state_dir)
 
-    def container_dir(self, container_id):
+    def container_dir(self, container_id: str) -> str:
         return os.path.join(self.state_dir, validate_id(container_id))
 
-    def state_file(self, container_id):
+    def state_file(self, container_id: str) -> str:
         return os.path.join(self.container_dir(container_id), STATE_FILE)
 
-    def process_dir(self, container_id, process_id):
+    def process_dir(self, container_id: str, process_id: str) -> str:
         return os.path.join(self.container_dir(container_id),
                             validate_id(process_id, "process id"))
 
-    def lock_file(self, container_id):
+    def lock_file(self, container_id: str) -> str:
         return os.path.join(self.state_dir, LOCKS_DIR, validate_id(container_id) + ".lock")
 
-    def shim_dir(self):
+    def shim_dir(self) -> str:
         return os.path.join(self.state_dir, SHIM_DIR)
 
-    def ensure_state_dir(self):
+    def ensure_state_dir(self) -> None:
         make_private_dir(self.state_dir)
 
-    def container_ids(self):
+    def container_ids(self) -> list[str]:
         """Ids of the containers recorded here (directories holding a state.json)."""
         try:
             names = os.listdir(self.state_dir)
@@ -106,7 +113,7 @@ class Layout(object):
                       and os.path.isfile(os.path.join(self.state_dir, n, STATE_FILE)))
 
 
-def make_private_dir(path):
+def make_private_dir(path: str) -> str:
     """mkdir -p with mode 0700 for every directory it creates (os.makedirs would give the missing
     parents the umask's mode); refuses a symlink where the directory should be."""
     missing = []
@@ -133,7 +140,7 @@ def make_private_dir(path):
     return path
 
 
-def make_tree_private(path):
+def make_tree_private(path: str) -> None:
     """Directories 0700 and files 0600 below ``path`` (what CRIU and runc create follows the
     umask); symlinks are left alone, never followed."""
     for root, dirs, files in os.walk(path):
@@ -147,7 +154,7 @@ def make_tree_private(path):
                 pass
 
 
-def atomic_write(path, data, mode=0o600):
+def atomic_write(path: str, data: str | bytes, mode: int = 0o600) -> None:
     """Write bytes or text to ``path`` via a temp file in the same dir, fsync and rename."""
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -172,11 +179,11 @@ def atomic_write(path, data, mode=0o600):
         raise StateError("cannot write %s: %s" % (path, exc.strerror))
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: str, obj: object) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_text(path, default=None):
+def read_text(path: str, default: str | None = None) -> str | None:
     """The file's text, or ``default`` when it does not exist. Never follows a symlink."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -190,7 +197,7 @@ def read_text(path, default=None):
         return handle.read().decode("utf-8", "replace")
 
 
-def read_json(path, default=None):
+def read_json(path: str, default: Any = None) -> Any:
     """Parsed JSON of a state file, or ``default`` when it does not exist."""
     text = read_text(path)
     if text is None:
@@ -201,7 +208,7 @@ def read_json(path, default=None):
         raise StateError("%s is not valid JSON (%s)" % (path, exc), path=path)
 
 
-def read_int(path):
+def read_int(path: str) -> int | None:
     """An integer file (pid, exitStatus), None when absent; StateError when it is garbage."""
     text = read_text(path)
     if text is None:
@@ -212,7 +219,7 @@ def read_int(path):
         raise StateError("%s does not hold an integer: %r" % (path, text[:40]), path=path)
 
 
-def make_fifo(path):
+def make_fifo(path: str) -> None:
     try:
         os.mkfifo(path, 0o600)
     except OSError as exc:
@@ -220,7 +227,7 @@ def make_fifo(path):
             raise StateError("cannot create fifo %s: %s" % (path, exc.strerror))
 
 
-def _real_dir_or_unlink(path):
+def _real_dir_or_unlink(path: str) -> bool:
     """True when ``path`` is a directory itself (not a symlink to one). Anything else there (a file,
     a symlink planted in its place) is unlinked; nothing there is fine."""
     try:
@@ -233,7 +240,7 @@ def _real_dir_or_unlink(path):
     return True
 
 
-def remove_tree(path):
+def remove_tree(path: str) -> None:
     """rm -rf that never follows symlinks out of the tree."""
     if not _real_dir_or_unlink(path):
         return
@@ -256,7 +263,7 @@ def remove_tree(path):
             raise StateError("cannot remove %s: %s" % (path, exc.strerror))
 
 
-def clear_dir(path, keep=()):
+def clear_dir(path: str, keep: Container[str] = ()) -> None:
     """Remove everything in ``path`` except the entries named in ``keep`` (no symlink followed: a
     symlink in place of ``path`` is removed, not listed, and kept entries must be regular files)."""
     if not _real_dir_or_unlink(path):
@@ -271,14 +278,15 @@ def clear_dir(path, keep=()):
             remove_tree(full)
 
 
-def _unlink_quietly(path):
+def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except OSError:
         pass
 
 
-def flock_within(fd, path, timeout, error_class, busy_message, max_delay=0.1):
+def flock_within(fd: int, path: str, timeout: float, error_class: type[RuntimeCoreError],
+                 busy_message: str, max_delay: float = 0.1) -> None:
     """Take an exclusive flock on ``fd`` (open on ``path``) within ``timeout`` seconds, or close
     ``fd`` and raise: ``error_class`` when locking itself fails, LockTimeoutError(``busy_message``)
     when another holder keeps it."""
@@ -306,13 +314,13 @@ class ContainerLock(object):
     that another process is about to lock would let two holders in.
     """
 
-    def __init__(self, layout, container_id, timeout=120.0):
+    def __init__(self, layout: Layout, container_id: str, timeout: float = 120.0) -> None:
         self.path = layout.lock_file(container_id)
         self.container_id = container_id
         self.timeout = timeout
-        self._fd = None
+        self._fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> ContainerLock:
         make_private_dir(os.path.dirname(self.path))
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -324,7 +332,7 @@ class ContainerLock(object):
         self._fd = fd
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
