@@ -279,45 +279,16 @@ actions:
            "write metadata"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import (
-    BUNDLE_MUTUALLY_EXCLUSIVE,
-    BUNDLE_OPTIONS,
-    BUNDLE_REQUIRED_BY,
-    BUNDLE_SOURCES,
-    STATES,
+    BUNDLE_MODULE_OPTIONS,
+    BUNDLE_MODULE_RULES,
     BundleConverger,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            BUNDLE_OPTIONS,
-            state=dict(type="str", choices=list(STATES), default="present"),
-            # Not used: accepted so that module_defaults of group/oci.runtime.oci apply.
-            state_dir=dict(type="path"),
-            runtime=dict(type="str"),
-            runtime_root=dict(type="path"),
-        ),
-        mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
-        required_if=[("state", "present", BUNDLE_SOURCES, True)],
-        required_by=BUNDLE_REQUIRED_BY,
-        supports_check_mode=True,
-    )
-    try:
-        result = BundleConverger(module.params, check_mode=module.check_mode).run()
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg, **_details(exc))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
-
-
-def _details(exc):
-    return {k: v for k, v in exc.details.items() if k in ("path", "member", "field")}
+    run_module(BundleConverger, BUNDLE_MODULE_OPTIONS, common_options=False, **BUNDLE_MODULE_RULES)
 
 
 if __name__ == "__main__":

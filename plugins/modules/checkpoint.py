@@ -176,40 +176,15 @@ actions:
   sample: [checkpoint]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.oci.runtime.plugins.module_utils._module.checkpoint import (
-    STATES,
+    CHECKPOINT_OPTIONS,
     CheckpointConverger,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            container=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=list(STATES), default="present"),
-            checkpoint_dir=dict(type="path"),
-            exit=dict(type="bool", default=False),
-            tcp=dict(type="bool", default=False),
-            unix_sockets=dict(type="bool", default=False),
-            shell=dict(type="bool", default=False),
-            empty_ns=dict(type="list", elements="str", default=[]),
-            bundle=dict(type="path"),
-            criu_path=dict(type="path"),
-            force=dict(type="bool", default=False),
-            start_timeout=dict(type="float", default=60),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = CheckpointConverger(module.params, check_mode=module.check_mode).run()
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg)
-    module.exit_json(**result)
+    run_module(CheckpointConverger, CHECKPOINT_OPTIONS)
 
 
 if __name__ == "__main__":

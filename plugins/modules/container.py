@@ -215,32 +215,15 @@ actions:
   sample: [register, create, start]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
     CONTAINER_OPTIONS,
     ContainerConverger,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(**CONTAINER_OPTIONS),
-        supports_check_mode=True,
-    )
-    try:
-        result = ContainerConverger(module.params, check_mode=module.check_mode).run()
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg, **_details(exc))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
-
-
-def _details(exc):
-    return {k: v for k, v in exc.details.items() if k in ("argv", "rc", "stderr", "path")}
+    run_module(ContainerConverger, CONTAINER_OPTIONS)
 
 
 if __name__ == "__main__":

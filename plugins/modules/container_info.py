@@ -249,35 +249,16 @@ containers:
           sample: 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
-from ansible_collections.oci.runtime.plugins.module_utils._module.container_info import ContainerInfo
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
+from ansible_collections.oci.runtime.plugins.module_utils._module.container_info import (
+    CONTAINER_INFO_OPTIONS,
+    CONTAINER_INFO_RULES,
+    ContainerInfo,
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            name=dict(type="str"),
-            labels=dict(type="dict"),
-            checkpoint_root=dict(type="path", default="/var/lib/oci-runtime/checkpoints"),
-            checkpoint_dir=dict(type="path"),
-        ),
-        required_by={"checkpoint_dir": "name"},
-        supports_check_mode=True,
-    )
-    try:
-        result = ContainerInfo(module.params).run()
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg, **_details(exc))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
-
-
-def _details(exc):
-    return {k: v for k, v in exc.details.items() if k in ("argv", "rc", "stderr", "path")}
+    run_module(ContainerInfo, CONTAINER_INFO_OPTIONS, **CONTAINER_INFO_RULES)
 
 
 if __name__ == "__main__":

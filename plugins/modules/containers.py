@@ -468,31 +468,15 @@ elapsed:
   sample: 0.42
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 from ansible_collections.oci.runtime.plugins.module_utils._module.containers import (
     CONTAINERS_OPTIONS,
-    DeclarationError,
-    converge_all,
+    ContainersConverger,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(**CONTAINERS_OPTIONS),
-        supports_check_mode=True,
-    )
-    try:
-        result = converge_all(module.params, check_mode=module.check_mode)
-    except (DeclarationError, RuntimeCoreError) as exc:
-        module.fail_json(msg=getattr(exc, "msg", None) or str(exc))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_module(ContainersConverger, CONTAINERS_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -206,35 +206,15 @@ actions:
   sample: [start]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 from ansible_collections.oci.runtime.plugins.module_utils._module.process import (
     PROCESS_OPTIONS,
     ProcessConverger,
-    ProcessFailedError,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(**PROCESS_OPTIONS),
-        supports_check_mode=True,
-    )
-    try:
-        result = ProcessConverger(module.params, check_mode=module.check_mode).run()
-    except ProcessFailedError as exc:
-        result = dict(exc.result)
-        result.pop("msg", None)
-        module.fail_json(msg=exc.msg, rc=result.get("exit_status"), **result)
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(ProcessConverger, PROCESS_OPTIONS)
 
 
 if __name__ == "__main__":

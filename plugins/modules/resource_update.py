@@ -157,28 +157,15 @@ cgroup_version:
   sample: 1
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import argument_spec
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module
 from ansible_collections.oci.runtime.plugins.module_utils._module.resource_update import (
     RESOURCE_OPTIONS,
     ResourceConverger,
 )
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(**RESOURCE_OPTIONS),
-        supports_check_mode=True,
-    )
-    try:
-        result = ResourceConverger(module.params, check_mode=module.check_mode).run()
-    except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_module(ResourceConverger, RESOURCE_OPTIONS)
 
 
 if __name__ == "__main__":

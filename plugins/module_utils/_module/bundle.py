@@ -50,6 +50,21 @@ BUNDLE_SOURCES = ("rootfs_archive", "rootfs_dir", "image")
 BUNDLE_MUTUALLY_EXCLUSIVE = [BUNDLE_SOURCES]
 BUNDLE_REQUIRED_BY = {"image_ref": "image"}
 
+# The bundle module's whole option table: BUNDLE_OPTIONS, ``state``, and the common options, which
+# it accepts unused (without their defaults) so that module_defaults of group/oci.runtime.oci apply.
+BUNDLE_MODULE_OPTIONS = dict(
+    BUNDLE_OPTIONS,
+    state=dict(type="str", choices=list(STATES), default="present"),
+    state_dir=dict(type="path"),
+    runtime=dict(type="str"),
+    runtime_root=dict(type="path"),
+)
+BUNDLE_MODULE_RULES = dict(
+    mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
+    required_if=[("state", "present", BUNDLE_SOURCES, True)],
+    required_by=BUNDLE_REQUIRED_BY,
+)
+
 
 def _text(data):
     return "" if data is None else data.decode("utf-8", "replace")

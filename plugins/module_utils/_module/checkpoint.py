@@ -19,6 +19,23 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 STATES = ("present", "absent", "restored")
 CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
 
+# The checkpoint module's own options (the common ones come from common.argument_spec).
+CHECKPOINT_OPTIONS = dict(
+    container=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=list(STATES), default="present"),
+    checkpoint_dir=dict(type="path"),
+    exit=dict(type="bool", default=False),
+    tcp=dict(type="bool", default=False),
+    unix_sockets=dict(type="bool", default=False),
+    shell=dict(type="bool", default=False),
+    empty_ns=dict(type="list", elements="str", default=[]),
+    bundle=dict(type="path"),
+    criu_path=dict(type="path"),
+    force=dict(type="bool", default=False),
+    start_timeout=dict(type="float", default=60),
+)
+
 
 class CheckpointConverger(object):
 

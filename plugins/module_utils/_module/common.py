@@ -77,10 +77,11 @@ def argument_spec(**specific):
 
 class TaskFailedError(RuntimeCoreError):
     """The task ran to its end but its outcome fails it (a process that exited non-zero, an item of
-    a set that failed): ``msg`` plus the ``result`` to return beside it."""
+    a set that failed): ``msg`` plus the ``result`` to return beside it; ``details`` (such as
+    ``rc``) are returned too, like those of any core error."""
 
-    def __init__(self, msg, result):
-        super(TaskFailedError, self).__init__(msg)
+    def __init__(self, msg, result, **details):
+        super(TaskFailedError, self).__init__(msg, **details)
         self.result = result
 
 
@@ -94,11 +95,14 @@ def failure_details(exc):
 
 def run_module(converger, options, common_options=True, **module_kwargs):
     """The whole ``main()`` of a module: build the AnsibleModule from ``options`` (plus the common
-    options unless ``common_options`` is false), run ``converger(params, check_mode=...).run()``
-    and turn its result, warnings and errors into ``exit_json`` / ``fail_json``.
+    options unless ``common_options`` is false) and ``module_kwargs`` (``mutually_exclusive``,
+    ``required_by``...), run ``converger(params, check_mode=...).run()`` and turn its result,
+    warnings and errors into ``exit_json`` / ``fail_json``.
 
-    A result may carry ``warnings`` (a list of strings) and ``failed`` (true fails the task with the
-    rest of the result). Only this function calls ``fail_json``."""
+    A result may carry ``warnings`` (a list of strings, emitted with ``module.warn``) and ``failed``
+    (true fails the task with the rest of the result). A TaskFailedError fails the task with its
+    result and details; any other core error and a ValueError fail it with the message and the
+    error's FAILURE_DETAILS. Only this function calls ``fail_json``."""
     from ansible.module_utils.basic import AnsibleModule  # only here: the core never needs Ansible
 
     module = AnsibleModule(
@@ -108,12 +112,13 @@ def run_module(converger, options, common_options=True, **module_kwargs):
         result = converger(module.params, check_mode=module.check_mode).run()
     except TaskFailedError as exc:
         result = dict(exc.result)
-        result.pop("msg", None)
-        module.fail_json(msg=exc.msg, **result)
+        result.update(failure_details(exc))
+        result["failed"] = True
+        result["msg"] = exc.msg
     except RuntimeCoreError as exc:
-        module.fail_json(msg=exc.msg, **failure_details(exc))
+        result = dict(failure_details(exc), failed=True, msg=exc.msg)
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        result = {"failed": True, "msg": str(exc)}
     for warning in result.pop("warnings", []):
         module.warn(warning)
     if result.pop("failed", False):

@@ -22,6 +22,16 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
 # Statuses in which the init process has a cgroup to read.
 LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
 
+# The container_info module's own options (the common ones come from common.argument_spec), and
+# the rules between them (AnsibleModule's keyword arguments of the same names).
+CONTAINER_INFO_OPTIONS = dict(
+    name=dict(type="str"),
+    labels=dict(type="dict"),
+    checkpoint_root=dict(type="path", default=ckpt.DEFAULT_CHECKPOINT_ROOT),
+    checkpoint_dir=dict(type="path"),
+)
+CONTAINER_INFO_RULES = dict(required_by={"checkpoint_dir": "name"})
+
 
 def validate_params(params):
     """Raise a core error for input that cannot be right."""
@@ -44,11 +54,13 @@ def labels_match(labels, wanted):
 
 
 class ContainerInfo(object):
-    """``run()`` returns the module result: ``containers``, a list, sorted by id."""
+    """``run()`` returns the module result: ``containers``, a list, sorted by id. It only reads, so
+    check mode (``check_mode``) changes nothing in what it does."""
 
-    def __init__(self, params, runtime=None, cgroup_root="/sys/fs/cgroup"):
+    def __init__(self, params, check_mode=False, runtime=None, cgroup_root="/sys/fs/cgroup"):
         validate_params(params)
         self.params = params
+        self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
         self.wanted_labels = {str(k): str(v) for k, v in (params.get("labels") or {}).items()}
         self._runtime = runtime  # tests: one runtime object for every container

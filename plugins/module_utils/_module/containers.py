@@ -395,59 +395,69 @@ def _or_default(params, key):
     return CONTAINERS_OPTIONS[key]["default"] if value is None else value
 
 
-def converge_all(params, check_mode=False):
-    """The module result for the ``containers`` module (``failed`` and ``msg`` when any item or
-    prune failed; everything else converged all the same)."""
-    check_declaration(params)
-    builds = plan_builds(params["containers"])
-    started = time.monotonic()
-    task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
-            "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"],
-            "prune_stop_signal": _or_default(params, "prune_stop_signal"),
-            "prune_stop_timeout": _or_default(params, "prune_stop_timeout")}
-    concurrency = params.get("concurrency") or DEFAULT_CONCURRENCY
-    items = params["containers"]
+class ContainersConverger(object):
+    """Converges the whole declaration of the ``containers`` module; ``run()`` returns the module
+    result (``failed`` and ``msg`` when any item or prune failed; everything else converged all the
+    same)."""
 
-    # Undeclared containers go first: a renamed container's old self must not hold what the new
-    # one needs (a port of the host network, a device).
-    pruned_results = []
-    if params.get("prune"):
-        declared = set(item["name"] for item in items)
-        candidates = prune_candidates(params["state_dir"], declared, params["managed_by"])
-        pruned_results = [r for r in _map(lambda name: Pruner(name, task, check_mode).run(),
-                                          candidates, concurrency) if r is not None]
+    def __init__(self, params, check_mode=False):
+        check_declaration(params)
+        self.params = params
+        self.check_mode = check_mode
+        self.builds = plan_builds(params["containers"])
+        self.task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
+                     "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"],
+                     "prune_stop_signal": _or_default(params, "prune_stop_signal"),
+                     "prune_stop_timeout": _or_default(params, "prune_stop_timeout")}
+        self.concurrency = params.get("concurrency") or DEFAULT_CONCURRENCY
 
-    # Every bundle before any container: an item may run from a bundle that another item builds.
-    paths = sorted(builds)
-    built = dict(zip(paths, _map(lambda path: build_bundle(builds[path], check_mode),
-                                 paths, concurrency)))
+    def run(self):
+        started = time.monotonic()
+        params, task, check_mode = self.params, self.task, self.check_mode
+        items = params["containers"]
 
-    results = _map(lambda item: ItemConverger(item, task, check_mode, built).run(), items,
-                   concurrency)
+        # Undeclared containers go first: a renamed container's old self must not hold what the new
+        # one needs (a port of the host network, a device).
+        pruned_results = []
+        if params.get("prune"):
+            declared = set(item["name"] for item in items)
+            candidates = prune_candidates(params["state_dir"], declared, params["managed_by"])
+            pruned_results = [r for r in _map(lambda name: Pruner(name, task, check_mode).run(),
+                                              candidates, self.concurrency) if r is not None]
 
-    failures = [r for r in results + pruned_results if r.get("failed")]
-    pruned = [r["name"] for r in pruned_results if not r.get("failed") and r["changed"]]
-    result = {
-        "changed": any(r["changed"] for r in results + pruned_results),
-        "containers": results,
-        "pruned": pruned,
-        "elapsed": round(time.monotonic() - started, 3),
-    }
-    diffs = [d for d in (_item_diff(r) for r in pruned_results + results) if d is not None]
-    if diffs:
-        result["diff"] = diffs
-    warnings = [w for r in results for w in r.pop("warnings", [])]
-    if warnings:
-        result["warnings"] = warnings
-    if failures:
-        failed_items = len([r for r in results if r.get("failed")])
-        failed_prunes = len(failures) - failed_items
-        parts = []
-        if failed_items:
-            parts.append("%d of %d declared containers failed" % (failed_items, len(results)))
-        if failed_prunes:
-            parts.append("%d prunes failed" % failed_prunes)
-        result["failed"] = True
-        result["msg"] = "%s (everything else was converged): %s" % (
-            ", ".join(parts), "; ".join(r["msg"] for r in failures))
-    return result
+        # Every bundle before any container: an item may run from a bundle that another item builds.
+        paths = sorted(self.builds)
+        built = dict(zip(paths, _map(lambda path: build_bundle(self.builds[path], check_mode),
+                                     paths, self.concurrency)))
+
+        results = _map(lambda item: ItemConverger(item, task, check_mode, built).run(), items,
+                       self.concurrency)
+        result = {
+            "changed": any(r["changed"] for r in results + pruned_results),
+            "containers": results,
+            "pruned": [r["name"] for r in pruned_results if not r.get("failed") and r["changed"]],
+            "elapsed": round(time.monotonic() - started, 3),
+        }
+        diffs = [d for d in (_item_diff(r) for r in pruned_results + results) if d is not None]
+        if diffs:
+            result["diff"] = diffs
+        warnings = [w for r in results for w in r.pop("warnings", [])]
+        if warnings:
+            result["warnings"] = warnings
+        failures = [r for r in results + pruned_results if r.get("failed")]
+        if failures:
+            result["failed"] = True
+            result["msg"] = _failure_message(results, failures)
+        return result
+
+
+def _failure_message(results, failures):
+    failed_items = len([r for r in results if r.get("failed")])
+    failed_prunes = len(failures) - failed_items
+    parts = []
+    if failed_items:
+        parts.append("%d of %d declared containers failed" % (failed_items, len(results)))
+    if failed_prunes:
+        parts.append("%d prunes failed" % failed_prunes)
+    return "%s (everything else was converged): %s" % (
+        ", ".join(parts), "; ".join(r["msg"] for r in failures))

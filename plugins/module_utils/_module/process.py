@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import check_seconds, run_locked
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
+    TaskFailedError,
+    check_seconds,
+    run_locked,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as proc
@@ -49,12 +53,12 @@ class ProcessTimeoutError(RuntimeCoreError):
     """``state: exited`` waited ``timeout`` seconds and the process still runs."""
 
 
-class ProcessFailedError(RuntimeCoreError):
-    """The process exited non-zero (or its exit was not seen); ``result`` is the module result."""
+class ProcessFailedError(TaskFailedError):
+    """The process exited non-zero (or its exit was not seen); ``result`` is the module result and
+    the detail ``rc`` its exit status, as ``command`` returns it."""
 
     def __init__(self, msg, result):
-        super(ProcessFailedError, self).__init__(msg)
-        self.result = result
+        super(ProcessFailedError, self).__init__(msg, result, rc=result.get("exit_status"))
 
 
 class NoSuchContainerError(RuntimeCoreError):

@@ -133,7 +133,7 @@ def test_duplicate_names_fail_the_whole_task(tmp_path, bundle):
     items = [_item(name="a", bundle=bundle), _item(name="b", bundle=bundle),
              _item(name="a", bundle=bundle), _item(name="b", bundle=bundle)]
     with pytest.raises(plural.DeclarationError) as info:
-        plural.converge_all(_task(tmp_path, items), check_mode=True)
+        plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert "declared more than once: a, b" in str(info.value)
 
 
@@ -143,7 +143,7 @@ def test_duplicate_names_fail_the_whole_task(tmp_path, bundle):
 ])
 def test_bad_task_options(tmp_path, overrides, message):
     with pytest.raises(plural.DeclarationError) as info:
-        plural.converge_all(_task(tmp_path, [], **overrides), check_mode=True)
+        plural.ContainersConverger(_task(tmp_path, [], **overrides), check_mode=True).run()
     assert message in str(info.value)
 
 
@@ -163,7 +163,7 @@ def test_items_inherit_runtime_and_root_unless_they_set_their_own(tmp_path):
 def test_check_mode_converges_all_and_touches_nothing(tmp_path, bundle):
     before = _tree(tmp_path)
     items = [_item(name="c%d" % i, bundle=bundle, labels={"n": i}) for i in range(5)]
-    result = plural.converge_all(_task(tmp_path, items, prune=True), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items, prune=True), check_mode=True).run()
     assert _tree(tmp_path) == before
     assert result["changed"] is True and "failed" not in result
     assert [r["name"] for r in result["containers"]] == ["c%d" % i for i in range(5)]
@@ -180,7 +180,7 @@ def test_one_bad_item_hides_none_of_the_others(tmp_path, bundle):
              _item(name="../evil", bundle=bundle),
              _item(name="label", bundle=bundle, labels={plural.MANAGED_LABEL: "someone-else"}),
              _item(name="good2", bundle=bundle)]
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert result["failed"] is True
     names = [r["name"] for r in result["containers"]]
     assert names == ["good1", "no-bundle", "../evil", "label", "good2"]
@@ -203,7 +203,7 @@ def test_an_unexpected_error_is_that_item_s_alone(tmp_path, bundle, monkeypatch)
 
     monkeypatch.setattr(adapter.ContainerConverger, "run", run)
     items = [_item(name="boom", bundle=bundle), _item(name="fine", bundle=bundle)]
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     boom, fine = result["containers"]
     assert boom["failed"] and "unexpected error: KeyError" in boom["msg"] and boom["exception"]
     assert fine["changed"] and not fine.get("failed")
@@ -213,7 +213,7 @@ def test_check_mode_predicts_limits_and_processes_of_a_new_container(tmp_path, b
     item = _item(name="web", bundle=bundle, resources={"memory": "64m", "pids_limit": 32},
                  processes=[{"id": "job", "args": ["true"], "state": "exited"},
                             {"id": "gone", "state": "absent"}])
-    result = plural.converge_all(_task(tmp_path, [item]), check_mode=True)["containers"][0]
+    result = plural.ContainersConverger(_task(tmp_path, [item]), check_mode=True).run()["containers"][0]
     assert result["actions"][-2:] == ["update resources: memory, pids_limit", "process job: start"]
     assert result["resources"]["changed_fields"] == ["memory", "pids_limit"]
     assert [p["id"] for p in result["processes"]] == ["job", "gone"]
@@ -224,14 +224,14 @@ def test_check_mode_predicts_limits_and_processes_of_a_new_container(tmp_path, b
 def test_limits_and_processes_are_left_alone_unless_it_runs(tmp_path, bundle, state):
     item = _item(name="web", bundle=bundle, state=state, resources={"memory": "64m"},
                  processes=[{"id": "job", "args": ["true"]}])
-    result = plural.converge_all(_task(tmp_path, [item]), check_mode=True)["containers"][0]
+    result = plural.ContainersConverger(_task(tmp_path, [item]), check_mode=True).run()["containers"][0]
     assert "resources" not in result and "processes" not in result
     assert not any(a.startswith(("update resources", "process ")) for a in result["actions"])
 
 
 def test_bad_limits_fail_their_item(tmp_path, bundle):
     item = _item(name="web", bundle=bundle, resources={"memory": "lots"})
-    result = plural.converge_all(_task(tmp_path, [item]), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, [item]), check_mode=True).run()
     assert result["failed"] and "memory" in result["containers"][0]["msg"]
 
 
@@ -267,7 +267,7 @@ def test_check_mode_prune_lists_without_removing(tmp_path, bundle):
     state_dir = str(tmp_path / "state")
     _record(state_dir, "old", ["oci.runtime.managed-by=containers"], runtime=str(runtime))
     _record(state_dir, "theirs", [], runtime=str(runtime))
-    result = plural.converge_all(_task(tmp_path, [], prune=True), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, [], prune=True), check_mode=True).run()
     assert result["pruned"] == ["old"] and result["changed"] is True
     assert result["containers"] == []
     assert sorted(os.listdir(state_dir)) == ["old", "theirs"]
@@ -277,7 +277,7 @@ def test_check_mode_prune_lists_without_removing(tmp_path, bundle):
 def test_without_prune_nothing_is_pruned(tmp_path):
     state_dir = str(tmp_path / "state")
     _record(state_dir, "old", ["oci.runtime.managed-by=containers"])
-    result = plural.converge_all(_task(tmp_path, []), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, []), check_mode=True).run()
     assert result == {"changed": False, "containers": [], "pruned": [],
                       "elapsed": result["elapsed"]}
 
@@ -354,7 +354,7 @@ def test_check_mode_build_predicts_bundle_and_container(tmp_path, rootfs_dir):
              _item(name="api", bundle=str(tmp_path / "bundles" / "api"),
                    build={"rootfs_dir": rootfs_dir})]
     before = _tree(tmp_path)
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert _tree(tmp_path) == before
     assert "failed" not in result, result
     for item, where in zip(result["containers"], ("web", "api")):
@@ -373,7 +373,7 @@ def test_a_bundle_failure_is_its_item_s_alone(tmp_path, rootfs_dir, bundle):
                                       "rootfs_dir": str(tmp_path / "missing")}),
              _item(name="nopath", build={"rootfs_dir": rootfs_dir}),
              _item(name="good", bundle=bundle)]
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert [r.get("failed", False) for r in result["containers"]] == [True, True, False]
     assert "build needs a path" in result["containers"][1]["msg"]
     assert result["msg"].startswith("2 of 3 declared containers failed")
@@ -382,7 +382,7 @@ def test_a_bundle_failure_is_its_item_s_alone(tmp_path, rootfs_dir, bundle):
 def test_absent_item_builds_nothing(tmp_path, rootfs_dir):
     items = [_item(name="gone", state="absent",
                    build={"path": str(tmp_path / "b"), "rootfs_dir": rootfs_dir})]
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert "failed" not in result and "bundle" not in result["containers"][0]
     assert result["containers"][0]["changed"] is False
 
@@ -394,7 +394,7 @@ def test_items_share_a_bundle_that_one_of_them_builds(tmp_path, rootfs_dir):
              _item(name="b", bundle=path, build=dict(build)),
              _item(name="c", bundle=path, state="paused")]
     assert list(plural.plan_builds(items)) == [path]
-    result = plural.converge_all(_task(tmp_path, items), check_mode=True)
+    result = plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
     assert "failed" not in result, result
     digests = set(r["container"]["config_digest"] for r in result["containers"])
     assert len(digests) == 1
@@ -407,4 +407,4 @@ def test_one_bundle_defined_differently_fails_the_task(tmp_path, rootfs_dir):
     items = [_item(name="a", build={"path": path, "rootfs_dir": rootfs_dir, "args": ["sh"]}),
              _item(name="b", build={"path": path + "/", "rootfs_dir": rootfs_dir})]
     with pytest.raises(plural.DeclarationError, match="build the same bundle"):
-        plural.converge_all(_task(tmp_path, items), check_mode=True)
+        plural.ContainersConverger(_task(tmp_path, items), check_mode=True).run()
