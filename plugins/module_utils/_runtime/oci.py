@@ -12,14 +12,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCommandError, RuntimeNotFoundError
+
+if TYPE_CHECKING:
+    from collections.abc import Container, Iterable, Mapping
+    from typing import Any, List  # List: below OciRuntime.list, list is that method
 
 DEFAULT_TIMEOUT = 120
 SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
-def resolve_binary(runtime):
+def resolve_binary(runtime: str) -> str:
     """Absolute path of the runtime: a path is taken as is, a name is looked up on PATH."""
     if not runtime:
         raise RuntimeNotFoundError("no OCI runtime given")
@@ -37,9 +42,9 @@ def resolve_binary(runtime):
         "path of the binary" % (runtime, "" if "/" in runtime else " on PATH"))
 
 
-def parse_runtime_log(text):
+def parse_runtime_log(text: str) -> str:
     """The error messages in a runtime's JSON log output (plain lines are kept as they are)."""
-    messages = []
+    messages: list[str] = []
     decoder = json.JSONDecoder()
     for line in text.splitlines():
         line = line.strip()
@@ -63,7 +68,8 @@ def parse_runtime_log(text):
 class OciRuntime(object):
     """One runtime binary with its root directory and extra global arguments."""
 
-    def __init__(self, runtime="runc", root=None, runtime_args=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, runtime: str = "runc", root: str | None = None,
+                 runtime_args: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.name = runtime
         self.binary = resolve_binary(runtime)
         self.root = root
@@ -72,12 +78,12 @@ class OciRuntime(object):
         self.calls = 0  # how often the binary ran: benchmarks and tests count no-op cost with it
 
     @property
-    def flavor(self):
+    def flavor(self) -> str:
         """'runc' or 'crun' (what the binary is called), for the few places their CLIs differ."""
         base = os.path.basename(self.binary)
         return "crun" if "crun" in base else "runc"
 
-    def global_args(self, log_file=None, criu=None):
+    def global_args(self, log_file: str | None = None, criu: str | None = None) -> list[str]:
         argv = [self.binary]
         if criu and self.flavor == "runc":
             argv += ["--criu", criu]  # crun links libcriu and has no such option
@@ -89,10 +95,11 @@ class OciRuntime(object):
         argv += self.runtime_args
         return argv
 
-    def run_with_criu(self, criu, verb, args):
+    def run_with_criu(self, criu: str | None, verb: str, args: Iterable[str]) -> str:
         return self.run(verb, args, criu=criu)
 
-    def run(self, verb, args=(), stdin_data=None, ok_codes=(0,), criu=None):
+    def run(self, verb: str, args: Iterable[str] = (), stdin_data: str | bytes | None = None,
+            ok_codes: Container[int] = (0,), criu: str | None = None) -> str:
         """Run ``<runtime> <globals> verb args``; stdout on success, RuntimeCommandError else."""
         argv = self.global_args(criu=criu) + [verb] + list(args)
         self.calls += 1
@@ -103,15 +110,15 @@ class OciRuntime(object):
         except OSError as exc:
             raise RuntimeNotFoundError("cannot run %s: %s" % (self.binary, exc.strerror))
         try:
-            out, err = proc.communicate(
+            raw_out, raw_err = proc.communicate(
                 stdin_data.encode("utf-8") if isinstance(stdin_data, str) else stdin_data,
                 timeout=self.timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             raise RuntimeCommandError(argv, verb, -9, "timed out after %ss" % self.timeout)
-        out = out.decode("utf-8", "replace")
-        err = err.decode("utf-8", "replace")
+        out = raw_out.decode("utf-8", "replace")
+        err = raw_err.decode("utf-8", "replace")
         if proc.returncode not in ok_codes:
             raise RuntimeCommandError(argv, verb, proc.returncode,
                                       parse_runtime_log(err) or out.strip(), err)
@@ -119,7 +126,7 @@ class OciRuntime(object):
 
     # --- verbs -------------------------------------------------------------------------------
 
-    def state(self, container_id):
+    def state(self, container_id: str) -> dict[str, Any] | None:
         """The runtime's state of a container as a dict, or None when the runtime has none."""
         try:
             out = self.run("state", [container_id])
@@ -133,7 +140,7 @@ class OciRuntime(object):
             raise RuntimeCommandError([self.binary], "state", 0,
                                       "output is not JSON: %r" % out[:200])
 
-    def list(self):
+    def list(self) -> List[dict[str, Any]]:
         """All containers the runtime knows under its root, as dicts."""
         out = self.run("list", ["--format", "json"])
         try:
@@ -141,20 +148,20 @@ class OciRuntime(object):
         except ValueError:
             raise RuntimeCommandError([self.binary], "list", 0, "output is not JSON: %r" % out[:200])
 
-    def start(self, container_id):
+    def start(self, container_id: str) -> None:
         self.run("start", [container_id])
 
-    def pause(self, container_id):
+    def pause(self, container_id: str) -> None:
         self.run("pause", [container_id])
 
-    def resume(self, container_id):
+    def resume(self, container_id: str) -> None:
         self.run("resume", [container_id])
 
-    def kill(self, container_id, signal, all_processes=False):
+    def kill(self, container_id: str, signal: int | str, all_processes: bool = False) -> None:
         args = ["--all"] if all_processes else []
         self.run("kill", args + [container_id, str(signal)])
 
-    def delete(self, container_id, force=False):
+    def delete(self, container_id: str, force: bool = False) -> bool:
         """Delete the runtime's container; True if it existed."""
         try:
             self.run("delete", (["--force"] if force else []) + [container_id])
@@ -164,20 +171,22 @@ class OciRuntime(object):
             raise
         return True
 
-    def update(self, container_id, resources):
+    def update(self, container_id: str, resources: Mapping[str, Any]) -> None:
         """``update -r -`` with an OCI LinuxResources document (only the fields to change)."""
         self.run("update", ["--resources", "-", container_id], stdin_data=json.dumps(resources))
 
     # --- argv for the shim ------------------------------------------------------------------
 
-    def create_argv(self, container_id, bundle, pid_file, log_file, no_pivot_root=False):
+    def create_argv(self, container_id: str, bundle: str, pid_file: str, log_file: str,
+                    no_pivot_root: bool = False) -> List[str]:
         argv = self.global_args(log_file) + ["create", "--bundle", bundle, "--pid-file", pid_file]
         if no_pivot_root:
             argv.append("--no-pivot")
         return argv + [container_id]
 
-    def restore_argv(self, container_id, bundle, image_path, work_path, pid_file, log_file, criu,
-                     extra_args=(), no_pivot_root=False):
+    def restore_argv(self, container_id: str, bundle: str, image_path: str, work_path: str,
+                     pid_file: str, log_file: str, criu: str | None, extra_args: Iterable[str] = (),
+                     no_pivot_root: bool = False) -> List[str]:
         argv = self.global_args(log_file, criu) + [
             "restore", "--detach", "--image-path", image_path, "--work-path", work_path,
             "--bundle", bundle, "--pid-file", pid_file]
@@ -185,11 +194,12 @@ class OciRuntime(object):
             argv.append("--no-pivot")
         return argv + list(extra_args) + [container_id]
 
-    def exec_argv(self, container_id, process_file, pid_file, log_file):
+    def exec_argv(self, container_id: str, process_file: str, pid_file: str,
+                  log_file: str) -> List[str]:
         return self.global_args(log_file) + ["exec", "--detach", "--pid-file", pid_file,
                                              "--process", process_file, container_id]
 
 
-def _means_not_found(message):
+def _means_not_found(message: str | None) -> bool:
     text = (message or "").lower()
     return "does not exist" in text or "not found" in text or "no such file" in text
