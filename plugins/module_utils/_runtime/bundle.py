@@ -7,8 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 from .errors import BundleError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_FILE = "config.json"
 
@@ -16,33 +20,33 @@ CONFIG_FILE = "config.json"
 class BundleConfig(object):
     """A bundle's config.json: the parsed document and the sha256 digest of its bytes."""
 
-    def __init__(self, bundle, config, digest):
+    def __init__(self, bundle: str, config: dict[str, Any], digest: str) -> None:
         self.bundle = bundle
         self.config = config
         self.digest = digest
 
     @property
-    def process(self):
+    def process(self) -> dict[str, Any]:
         return self.config.get("process") or {}
 
-    def root_ids(self):
+    def root_ids(self) -> tuple[int, int]:
         """Host uid/gid that container root maps to (seed: rootUID/rootGID), 0 without userns."""
         linux = self.config.get("linux") or {}
         return _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings"))
 
 
-def _host_id(mappings):
+def _host_id(mappings: list[dict[str, Any]] | None) -> int:
     for mapping in mappings or []:
         if mapping.get("containerID") == 0:
             return int(mapping.get("hostID", 0))
     return 0
 
 
-def config_digest(data):
+def config_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def load_bundle(bundle):
+def load_bundle(bundle: str) -> BundleConfig:
     """Read and check ``<bundle>/config.json``; BundleError names the path and what is wrong."""
     if not bundle or not os.path.isabs(bundle):
         raise BundleError("bundle must be an absolute path, got %r" % (bundle,))

@@ -5,17 +5,21 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MNT_DETACH = 2
 
 
-def _unescape(field):
+def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as octal."""
     return (field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
             .replace("\\134", "\\"))
 
 
-def mount_points_below(prefixes, mountinfo="/proc/self/mountinfo"):
+def mount_points_below(prefixes: Iterable[str], mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     """Mount points at or below any of ``prefixes``, deepest first."""
     roots = [os.path.normpath(p) for p in prefixes if p]
     found = []
@@ -33,7 +37,7 @@ def mount_points_below(prefixes, mountinfo="/proc/self/mountinfo"):
     return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
 
 
-def unmount_below(prefixes):
+def unmount_below(prefixes: Iterable[str]) -> list[str]:
     """Lazily unmount everything mounted below ``prefixes``; returns what could not be unmounted."""
     points = mount_points_below(prefixes)
     if not points:
@@ -47,7 +51,7 @@ def unmount_below(prefixes):
     return stuck
 
 
-def remove_empty_cgroups(cgroup_path, cgroup_root="/sys/fs/cgroup"):
+def remove_empty_cgroups(cgroup_path: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
     """rmdir the container's cgroup in every hierarchy where it is left empty (a killed runtime or
     CRIU can leave them); a cgroup that still holds a process cannot be removed, and stays."""
     relative = cgroup_path.strip("/")
