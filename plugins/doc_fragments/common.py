@@ -28,6 +28,15 @@ options:
       - The runtime's own state directory (its C(--root) option). Unset, the runtime's default is
         used (C(/run/runc) for runc as root).
     type: path
+  image_store:
+    description:
+      - The image store of M(oci.runtime.image) (images by name, every layer unpacked once), which
+        M(oci.runtime.bundle) builds root filesystems from. Set it once for a play with
+        C(module_defaults) and the action group C(group/oci.runtime.oci).
+      - Modules that use no image accept it and ignore it.
+    type: path
+    default: /var/lib/oci-runtime/images
+    version_added: 0.3.0
 requirements:
   - An OCI runtime (runc or crun) on the managed host.
   - Python 3.8 or newer on the managed host (standard library only).

@@ -19,11 +19,13 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import Oc
 
 DEFAULT_STATE_DIR = "/run/oci-runtime"
 DEFAULT_RUNTIME = "runc"
+DEFAULT_IMAGE_STORE = "/var/lib/oci-runtime/images"
 
 COMMON_ARGUMENT_SPEC = dict(
     state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
     runtime=dict(type="str"),
     runtime_root=dict(type="path"),
+    image_store=dict(type="path", default=DEFAULT_IMAGE_STORE),
 )
 
 
