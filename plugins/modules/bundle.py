@@ -164,6 +164,26 @@ options:
       - The root filesystem is always built in C(rootfs/); pointing C(root.path) elsewhere leaves it
         unused.
     type: dict
+  networks:
+    description:
+      - CNI networks the container joins (made with M(oci.runtime.network)), in order: its
+        interfaces are C(eth0), C(eth1)... Each item is a network name or a dictionary with
+        C(name) (required), C(ip) (a static address inside the network's subnet; default the next
+        free one), C(aliases) (more host names of the container in its C(/etc/hosts)) and C(ports)
+        (published ports: a list of dictionaries with C(container_port) (required), C(host_port)
+        (default the container port), C(protocol) (V(tcp) or V(udp), default V(tcp)) and
+        C(host_ip) (default every address of the host; V(127.0.0.1) keeps the port local)).
+      - The container then gets a network namespace of its own, named after the bundle path
+        (C(/run/netns/ocirt-<hash>)) and made by M(oci.runtime.container) when it creates the
+        container; the list goes into the annotation C(oci.runtime.networks), so a change recreates
+        the container. One container at a time can run from a bundle with networks.
+      - C(/etc/hosts) (the container, its aliases and the containers already on its networks) and
+        C(/etc/resolv.conf) are bind-mounted read-only from C(.oci-runtime-network/) in the bundle,
+        unless O(mounts) mounts something there.
+      - Requires the V(network) namespace without a C(path) in O(namespaces).
+    type: list
+    elements: dict
+    version_added: 0.3.0
   state_dir:
     description:
       - Not used by this module. Accepted so that C(module_defaults) for the action group

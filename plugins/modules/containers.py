@@ -132,6 +132,10 @@ options:
           spec:
             description: As O(oci.runtime.bundle#module:spec).
             type: dict
+          networks:
+            description: As O(oci.runtime.bundle#module:networks).
+            type: list
+            elements: dict
       state:
         description:
           - As O(oci.runtime.container#module:state).

@@ -42,6 +42,7 @@ BUNDLE_OPTIONS = dict(
     resources=dict(type="dict"),
     annotations=dict(type="dict"),
     spec=dict(type="dict"),
+    networks=dict(type="list", elements="dict"),
 )
 
 # The rules between those options (AnsibleModule's keyword arguments of the same names; the same

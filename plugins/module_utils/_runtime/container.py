@@ -12,6 +12,7 @@ import signal as signals
 import time
 
 from . import layout as L
+from . import networking
 from .bundle import load_bundle
 from .oci import OciRuntime
 from .errors import (
@@ -327,6 +328,7 @@ class Container(object):
             "exit_status_unknown": self.exit_status_unknown(status, exit_status),
             "config_digest": self.record.get("configDigest"),
             "processes": [record.describe() for record in self.process_records()],
+            "networks": networking.describe(self.layout, self.id),
         }
 
     def process_records(self):
@@ -390,6 +392,7 @@ class Container(object):
         self.save()
         self.forget_runtime_state()
         try:
+            networking.attach(self.layout, self.id, config, previous_addresses=bool(checkpoint_name))
             launch(self.layout, self.init, argv, stdio, timeout)
         except Exception as exc:
             self._cleanup_failed_create(exc)
@@ -464,6 +467,7 @@ class Container(object):
                 raise StateError("container %r did not exit %ss after SIGKILL"
                                  % (self.id, KILL_WAIT))
         self.forget_runtime_state()
+        networking.detach(self.layout, self.id)  # a stopped container holds no address
 
     def _kill(self, signal_number):
         try:
@@ -482,6 +486,7 @@ class Container(object):
             record.wait_exit(KILL_WAIT)
             record.kill_shim()
         self._kill_shim()
+        networking.detach(self.layout, self.id)  # fails (and keeps the records) if a plugin does
         L.remove_tree(self.layout.container_dir(self.id))
         self.forget_runtime_state()
 
@@ -498,6 +503,10 @@ class Container(object):
         # The shim's whole process group: a runtime verb or CRIU still running under it must not
         # carry on (or loop) after we gave up on it.
         self.init.kill_shim(group=True)
+        try:
+            networking.detach(self.layout, self.id)
+        except RuntimeCoreError:
+            pass  # the create's error is the one to report; the record stays for the removal
         if _means_exists(error):
             # The id was taken before our create: that container is not ours to delete.
             self.forget_runtime_state()

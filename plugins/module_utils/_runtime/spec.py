@@ -19,6 +19,7 @@ import json
 import os
 import re
 
+from . import networking
 from .errors import BundleError
 from .resources import ResourceError, parse_request, update_document
 
@@ -55,7 +56,7 @@ RESOURCE_FIELDS = ("memory", "memory_swap", "memory_reservation", "cpu_shares", 
 ROOTFS_ANNOTATION = "oci.runtime.bundle.rootfs-digest"
 
 SETTINGS = ("args", "env", "cwd", "hostname", "user", "readonly_rootfs", "mounts", "namespaces",
-            "capabilities", "resources", "annotations", "spec")
+            "capabilities", "resources", "annotations", "spec", "networks")
 
 _ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 _USER_RE = re.compile(r"^[^:\s]+(:[^:\s]+)?$")
@@ -254,6 +255,7 @@ def check_settings(params, online_cpus=None, online_mems=None):
     spec = params.get("spec")
     if spec is not None:
         settings["spec"] = copy.deepcopy(_check_dict("spec", spec))
+    settings["networks"] = networking.bundle_networks(params)
     return settings
 
 
@@ -495,6 +497,7 @@ def build_config(settings, image_config=None, rootfs_digest=None, read_file=None
     if annotations:
         config["annotations"] = annotations
 
+    networking.apply_to_config(config, settings.get("networks"))
     if settings.get("spec"):
         config = deep_merge(config, settings["spec"])
     _check_config(config)
