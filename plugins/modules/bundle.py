@@ -68,12 +68,23 @@ options:
     type: path
   image:
     description:
-      - Absolute path of an OCI image layout directory (C(oci-layout), C(index.json), C(blobs/)).
+      - An image of the image store (O(image_store)), by reference (such as V(busybox) or
+        V(registry.example.com/app:1.4), as M(oci.runtime.image) names it), or the absolute path of
+        an OCI image layout directory (C(oci-layout), C(index.json), C(blobs/)).
+      - From the store, the root filesystem is not a copy. C(rootfs/) is an overlayfs mount of the
+        image's unpacked layers (read-only, shared by every bundle of the image) with a writable
+        layer of the bundle's own (C(.oci-runtime-overlay/upper)), so the container's writes stay in
+        its bundle. What to mount is recorded in C(.oci-runtime-overlay.json);
+        M(oci.runtime.container) mounts it again before it creates or restores the container when
+        it is missing (after a reboot). The image must be in the store (pull it first); a new image
+        digest under the same name gives the bundle a new, empty writable layer. Removing the bundle
+        unmounts it and removes its writable layer only.
+      - From a layout directory, the layers are copied into C(rootfs/).
       - Every blob is verified against its digest before it is used. Layers may be uncompressed or gzip
         (zstd needs Python 3.14 on the managed host); they are applied in order, with whiteouts and
         opaque directories as the OCI image specification defines them.
       - A multi-platform image is narrowed to the manifest for the managed host's platform.
-    type: path
+    type: str
   image_ref:
     description:
       - The tag in the image layout (the annotation C(org.opencontainers.image.ref.name) in
@@ -197,6 +208,12 @@ options:
     description:
       - Not used by this module (accepted for C(module_defaults), like O(state_dir)).
     type: path
+  image_store:
+    description:
+      - The image store that O(image) names an image of (see M(oci.runtime.image)).
+    type: path
+    default: /var/lib/oci-runtime/images
+    version_added: 0.3.0
 requirements:
   - Python 3.8 or newer on the managed host (standard library only).
   - Root on the managed host to keep the ownership of the files and to write device nodes.

@@ -60,7 +60,7 @@ images:
       type: list
       elements: str
     unpacked_size:
-      description: Bytes of the files of its unpacked layers (shared layers counted for each image).
+      description: Bytes of its uncompressed layers (shared layers counted for each image).
       type: int
 store:
   description: The store itself.
@@ -74,7 +74,7 @@ store:
       description: Number of unpacked layers.
       type: int
     unpacked_size:
-      description: Bytes of the files of all unpacked layers.
+      description: Bytes of all uncompressed layers.
       type: int
 """
 

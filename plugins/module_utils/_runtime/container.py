@@ -14,6 +14,7 @@ import time
 from . import layout as L
 from . import networking
 from .bundle import load_bundle
+from .overlay import ensure_mounted as ensure_rootfs_mounted
 from .oci import OciRuntime
 from .errors import (
     BundleError,
@@ -370,6 +371,7 @@ class Container(object):
         self._runtime_state_after(RUNNING)  # `restore --detach` returned: it runs
 
     def _launch_init(self, timeout, build_argv, checkpoint_name=""):
+        ensure_rootfs_mounted(self.record["bundle"])  # an image bundle's overlay, after a reboot
         config = load_bundle(self.record["bundle"])
         self._reset_init()
         uid, gid = config.root_ids()

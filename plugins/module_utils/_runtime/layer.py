@@ -94,7 +94,7 @@ class OverlayLayerWriter(RootfsWriter):
 def unpack_layer(blob_path, descriptor, diff_id, target, what):
     """Unpack the layer blob at ``blob_path`` into the existing empty directory ``target``,
     checking the blob against ``descriptor`` (size, digest) and its uncompressed bytes against
-    ``diff_id`` while it is written. Returns the number of bytes written to files."""
+    ``diff_id`` while it is written. Returns the size of the uncompressed layer."""
     try:
         raw = open(blob_path, "rb")
     except (IOError, OSError) as exc:

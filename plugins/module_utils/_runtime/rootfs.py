@@ -44,6 +44,9 @@ from .archive import (
 )
 from .errors import BundleError, StateError
 from .image import ImageLayout
+from .reference import looks_like_path
+from .reference import parse as parse_reference
+from .store import Store
 
 ROOTFS_DIR = "rootfs"
 META_FILE = ".oci-runtime-bundle.json"
@@ -181,6 +184,41 @@ class ImageSource(object):
         return self.image.read_files(list(names))
 
 
+class StoreSource(object):
+    """An image of the image store (oci.runtime.image): the root filesystem is an overlay of its
+    layers (overlay.py), never a copy; ``build`` is not used."""
+
+    kind = "store"
+
+    def __init__(self, name, image_store):
+        self.store = Store(image_store)
+        self.path = str(parse_reference(name))
+        self.image = self.store.lookup(self.path) if self.store.exists() else None
+        if self.image is None:
+            raise BundleError("image %s is not in the image store %s: pull or import it with "
+                              "oci.runtime.image first (an OCI image layout directory is given "
+                              "as an absolute path)" % (self.path, self.store.path), field="image")
+        self.warnings = []
+
+    @property
+    def digest(self):
+        return self.image.digest
+
+    @property
+    def image_digest(self):
+        return self.image.digest
+
+    @property
+    def image_config(self):
+        return self.image.config
+
+    def build(self, writer):
+        raise BundleError("an image of the store is mounted, not copied")
+
+    def read_files(self, names):
+        return self.image.read_files(list(names))
+
+
 def make_source(params, bundle):
     """The source the task names (exactly one of rootfs_archive, rootfs_dir, image)."""
     given = [k for k in ("rootfs_archive", "rootfs_dir", "image") if params.get(k)]
@@ -193,6 +231,12 @@ def make_source(params, bundle):
         return ArchiveSource(params["rootfs_archive"])
     if given[0] == "rootfs_dir":
         return DirectorySource(params["rootfs_dir"], bundle)
+    if not looks_like_path(params["image"]):
+        if params.get("image_ref") is not None:
+            raise BundleError("image_ref names a tag of an image layout directory; with an image "
+                              "of the store, put the tag in image (%s:TAG)" % params["image"],
+                              field="image_ref")
+        return StoreSource(params["image"], params.get("image_store"))
     return ImageSource(params["image"], params.get("image_ref"))
 
 

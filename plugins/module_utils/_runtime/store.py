@@ -41,6 +41,7 @@ import tempfile
 import time
 
 from . import layout as L
+from .archive import ArchiveError, file_digest
 from .errors import StateError
 from .image import (
     CONFIG_TYPES,
@@ -435,7 +436,13 @@ class Store(object):
         try:
             diff = os.path.join(new, "diff")
             os.mkdir(diff, 0o700)
-            size = unpack_layer(blob, layer, fetched.diff_ids[index], diff, what)
+            try:
+                size = unpack_layer(blob, layer, fetched.diff_ids[index], diff, what)
+            except ArchiveError:
+                if file_digest(blob) != layer["digest"]:
+                    raise StoreError("%s does not match its digest: the download or the source is "
+                                     "corrupt" % what, path=blob)
+                raise
             L.atomic_write_json(os.path.join(new, "layer.json"), {
                 "chainId": chain, "diffId": fetched.diff_ids[index], "digest": layer["digest"],
                 "mediaType": layer.get("mediaType"), "size": layer["size"],
