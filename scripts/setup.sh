@@ -22,7 +22,7 @@ REQUIREMENTS="$ROOT/requirements-dev.txt"
 STAMP="$VENV/.oci-runtime-requirements.stamp"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/oci-runtime"
 ANSIBLE_TEST_CACHE="$HOME/.ansible/test/cache"
-APT_PACKAGES=(runc busybox-static python3-venv rsync git make shellcheck openssh-server openssh-client skopeo docker-registry apache2-utils)
+APT_PACKAGES=(runc busybox-static python3-venv rsync git make shellcheck openssh-server openssh-client skopeo docker-registry apache2-utils containernetworking-plugins iptables)
 BUSYBOX=/bin/busybox
 
 log() { printf 'setup: %s\n' "$*"; }
