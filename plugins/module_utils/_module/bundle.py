@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay as OV
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import rootfs as R
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import spec as S
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import config_digest
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.store import Store
 
 STATES = ("present", "absent")
 
@@ -27,7 +30,7 @@ BUNDLE_OPTIONS = dict(
     path=dict(type="path", required=True),
     rootfs_archive=dict(type="path"),
     rootfs_dir=dict(type="path"),
-    image=dict(type="path"),
+    image=dict(type="str"),
     image_ref=dict(type="str"),
     allow_devices=dict(type="bool", default=False),
     args=dict(type="list", elements="str"),
@@ -59,6 +62,7 @@ BUNDLE_MODULE_OPTIONS = dict(
     state_dir=dict(type="path"),
     runtime=dict(type="str"),
     runtime_root=dict(type="path"),
+    image_store=dict(type="path", default="/var/lib/oci-runtime/images"),
 )
 BUNDLE_MODULE_RULES = dict(
     mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
@@ -111,7 +115,9 @@ class BundleConverger(object):
         rebuild = not (meta and meta.get("source") == wanted and R.rootfs_is_dir(self.path))
         new = None
         try:
-            if rebuild:
+            if source.kind == "store":
+                read_file = self._overlay_rootfs(source, meta, wanted)
+            elif rebuild:
                 self._note("build rootfs", "from %s %s" % (source.kind, source.digest))
                 if self.check_mode:
                     read_file = R.source_file_reader(source)
@@ -130,6 +136,7 @@ class BundleConverger(object):
                 if not self.check_mode:
                     R.write_config(self.path, data)
             if new is not None:
+                self._leave_overlay()
                 R.swap_rootfs(self.path, new)
                 new = None
         finally:
@@ -156,8 +163,59 @@ class BundleConverger(object):
         self._note("remove bundle")
         if not self.check_mode:
             with R.BundleLock(self.path):
+                self._leave_overlay()
                 R.remove_bundle(self.path)
         return self._result(before, None)
+
+    # --- a root filesystem from the image store (overlay.py) ------------------------------------
+
+    def _overlay_rootfs(self, source, meta, wanted):
+        """Make ``rootfs/`` the overlay of the store's image (a fresh upper layer when the image
+        changed), mounted; returns the ``read_file`` for user lookups."""
+        record = OV.read_record(self.path) if os.path.isdir(self.path) else None
+        wanted_record = OV.make_record(source.store, source.image)
+        root = os.path.join(self.path, R.ROOTFS_DIR)
+        if record == wanted_record and meta and meta.get("source") == wanted:
+            if OV.is_mounted(self.path):
+                return R.user_file_reader(root)
+            self._note("mount rootfs", "overlay of %s" % source.path)
+            if self.check_mode:
+                return R.source_file_reader(source)
+            OV.mount(self.path, record)
+            return R.user_file_reader(root)
+        self._note("build rootfs", "overlay of image %s %s" % (source.path, source.digest))
+        if self.check_mode:
+            return R.source_file_reader(source)
+        with source.store.lock():
+            image = source.store.lookup(source.path)
+            if image is None or image.digest != source.image.digest:
+                raise BundleError("image %s changed in the store while the bundle was built: run "
+                                    "the task again" % source.path, field="image")
+            source.store.add_user(self.path, image)
+            OV.prepare(self.path)
+            OV.write_record(self.path, wanted_record)
+            OV.mount(self.path, wanted_record)
+        if record and record.get("store") != source.store.path:
+            self._forget_user(record.get("store"))
+        return R.user_file_reader(root)
+
+    def _leave_overlay(self):
+        """Unmount and forget the bundle's overlay, if it has one (before its rootfs is replaced by
+        a copy, or removed), and let the store collect what only this bundle kept."""
+        record = OV.read_record(self.path)
+        if record is None:
+            return
+        OV.teardown(self.path)
+        self._forget_user(record.get("store"))
+
+    def _forget_user(self, store_path):
+        if not store_path:
+            return
+        store = Store(store_path)
+        if store.exists():
+            with store.lock():
+                store.remove_user(self.path)
+                store.gc(OV.is_user_alive)
 
     # --- result -------------------------------------------------------------------------------
 
