@@ -190,7 +190,7 @@ class BundleConverger(object):
             image = source.store.lookup(source.path)
             if image is None or image.digest != source.image.digest:
                 raise BundleError("image %s changed in the store while the bundle was built: run "
-                                    "the task again" % source.path, field="image")
+                                  "the task again" % source.path, field="image")
             source.store.add_user(self.path, image)
             OV.prepare(self.path)
             OV.write_record(self.path, wanted_record)

@@ -424,7 +424,7 @@ class Store(object):
     def _unpack(self, fetched, index, chain):
         layer = fetched.layers[index]
         what = "layer %d of %d (%s) of %s" % (index + 1, len(fetched.layers),
-                                               layer["digest"][:19] + "...", fetched.what)
+                                              layer["digest"][:19] + "...", fetched.what)
         blob = fetched.layer_path(index)
         root = self.layer_root(chain)
         if os.path.lexists(root):  # no layer.json: an unpack that did not finish
@@ -566,4 +566,3 @@ def list_dir(path):
         return sorted(os.listdir(path))
     except OSError:
         return []
-

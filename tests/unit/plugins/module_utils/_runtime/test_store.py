@@ -153,7 +153,7 @@ def test_concurrent_imports_unpack_once(tmp_path):
             counts.append(add(store, "localhost/app:latest", tmp_path / "layout")[1])
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(exc)
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _index in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -210,7 +210,7 @@ def test_corrupt_layer_refused(tmp_path):
         add(store, "localhost/x:latest", tmp_path / "layout")
     assert "does not match its digest" in err.value.msg
     assert store.refs() == {}
-    assert [n for n in os.listdir(store.path + "/layers")] == []
+    assert os.listdir(store.path + "/layers") == []
 
 
 def test_gc_keeps_what_images_and_bundles_use(tmp_path):
@@ -221,7 +221,9 @@ def test_gc_keeps_what_images_and_bundles_use(tmp_path):
     two, _u = add(store, "localhost/two:latest", tmp_path / "two")
     alive = {"yes"}
     store.add_user("/srv/b1", two)
-    is_alive = lambda record: "yes" in alive  # noqa: E731
+
+    def is_alive(_record):
+        return "yes" in alive
     with store.lock():
         store.remove("localhost/two:latest")
         assert store.gc(is_alive) == {"layers": [], "blobs": [two.digest, two.manifest["config"]["digest"]]
