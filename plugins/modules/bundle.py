@@ -177,7 +177,7 @@ options:
     type: dict
   networks:
     description:
-      - CNI networks the container joins (made with M(oci.runtime.network)), in order: its
+      - CNI networks the container joins (made with M(oci.runtime.network)), in order; its
         interfaces are C(eth0), C(eth1)... Each item is a network name or a dictionary with
         C(name) (required), C(ip) (a static address inside the network's subnet; default the next
         free one), C(aliases) (more host names of the container in its C(/etc/hosts)) and C(ports)

@@ -203,6 +203,34 @@ container:
       description: SHA-256 of the bundle's C(config.json) when the container was last created.
       type: str
       sample: "sha256:8a266d93a7d16fce82f587d41e31013244b46f31b5895ca03bc173b31602bafd"
+    networks:
+      description:
+        - The CNI networks the container is attached to now (empty when it has none, or while it
+          is stopped), as O(oci.runtime.bundle#module:networks) declares them.
+      type: list
+      elements: dict
+      version_added: 0.3.0
+      contains:
+        name:
+          description: The network name.
+          type: str
+          sample: web
+        interface:
+          description: The interface in the container.
+          type: str
+          sample: eth0
+        ip:
+          description: Its address on the network.
+          type: str
+          sample: 10.88.10.20
+        mac:
+          description: Its MAC address.
+          type: str
+          sample: "8a:d4:48:44:81:8e"
+        gateway:
+          description: The network's gateway.
+          type: str
+          sample: 10.88.10.1
 actions:
   description:
     - What the task did (or would do in check mode), in order.

@@ -66,7 +66,7 @@ options:
     default: true
   internal:
     description:
-      - The containers get no default route and no masquerading: they reach only their network
+      - The containers get no default route and no masquerading; they reach only their network
         (and the host's address on the bridge). Published ports still answer on the host.
     type: bool
     default: false
@@ -80,8 +80,8 @@ options:
   plugins:
     description:
       - More plugin configurations appended to the chain, each a dictionary with at least C(type)
-        (the plugin's file name in O(cni_plugin_dirs)), for example
-        V({type: tuning, sysctl: {net.ipv4.conf.eth0.rp_filter: "1"}}) or V({type: bandwidth, ...}).
+        (the plugin's file name in O(cni_plugin_dirs)) and the plugin's own settings, for example
+        a C(tuning) plugin with C(sysctl) settings, or C(bandwidth) with its rate limits.
     type: list
     elements: dict
   force:

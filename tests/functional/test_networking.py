@@ -214,20 +214,23 @@ def test_two_networks_are_isolated(net):
 def _iptables():
     lines = []
     for command in ("iptables-save", "ip6tables-save"):
-        proc = subprocess.run([command], capture_output=True, text=True)
+        proc = subprocess.run([command], capture_output=True, text=True, check=True)
         lines.extend(line for line in proc.stdout.splitlines()
                      if line.startswith("-A"))
     return lines
 
 
 def _links():
-    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
 
 
 def test_removal_and_a_failed_create_leave_the_host_as_it_was(net):
     network = net.network("clean")
     subnet = network["subnet"].rsplit(".", 1)[0] + "."
-    mine = lambda lines: sorted(l for l in lines if subnet in l or network["bridge"] in l or network["name"] in l)  # noqa: E731
+
+    def mine(lines):
+        return sorted(line for line in lines
+                      if subnet in line or network["bridge"] in line or network["name"] in line)
     rules_before = mine(_iptables())
     netns_before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     port = free_port()

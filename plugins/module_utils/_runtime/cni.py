@@ -317,7 +317,7 @@ class Plugins(object):
         try:
             proc = subprocess.run([path], input=json.dumps(config).encode("utf-8"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                  timeout=self.timeout, close_fds=True)
+                                  timeout=self.timeout, close_fds=True, check=False)
         except subprocess.TimeoutExpired:
             raise CniError("network %r: CNI plugin %s %s did not finish within %ss"
                            % (self.name, plugin["type"], command, self.timeout),
@@ -401,7 +401,7 @@ def bridge_of(conflist):
 def _quiet(argv):
     try:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
-                              close_fds=True)
+                              close_fds=True, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
 

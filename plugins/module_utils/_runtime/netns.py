@@ -48,7 +48,7 @@ def _ip(*args):
     argv = [IP_COMMAND] + list(args)
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
-                              close_fds=True)
+                              close_fds=True, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetnsError("cannot run %s: %s" % (" ".join(argv), exc), argv=argv)
     if proc.returncode != 0:

@@ -334,7 +334,7 @@ def _address(result, netns, with_gateway=False):
         if not isinstance(ip, dict) or not ip.get("address"):
             continue
         if index is None or ip.get("interface") in (None, index):
-            address = str(ip["address"]).split("/")[0]
+            address = str(ip["address"]).split("/", maxsplit=1)[0]
             return (address, ip.get("gateway")) if with_gateway else address
     return (None, None) if with_gateway else None
 
