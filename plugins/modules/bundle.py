@@ -181,7 +181,7 @@ options:
         interfaces are C(eth0), C(eth1)... Each item is a network name or a dictionary with
         C(name) (required), C(ip) (a static address inside the network's subnet; default the next
         free one), C(aliases) (more host names of the container in its C(/etc/hosts)) and C(ports)
-        (published ports: a list of dictionaries with C(container_port) (required), C(host_port)
+        (published ports, a list of dictionaries with C(container_port) (required), C(host_port)
         (default the container port), C(protocol) (V(tcp) or V(udp), default V(tcp)) and
         C(host_ip) (default every address of the host; V(127.0.0.1) keeps the port local)).
       - The container then gets a network namespace of its own, named after the bundle path
