@@ -7,8 +7,8 @@
     <state_dir>/<container-id>/state.json          the container (seed: state) + config digest
     <state_dir>/<container-id>/<process-id>/        process.json, pid, starttime, exitStatus,
                                                     exit and control fifos, shim.pid, logs
-    <state_dir>/.locks/<container-id>.lock          per-container flock (kept outside the
-                                                    container dir so removal cannot race it)
+    <state_dir>/.locks/<container-id>.lock          per-container flock (outside the container
+                                                    dir; removed by its holder once that is gone)
     <state_dir>/.shim/shim-<digest>.py               the shim program the shims run from
 """
 
@@ -310,30 +310,58 @@ def flock_within(fd: int, path: str, timeout: float, error_class: type[RuntimeCo
 class ContainerLock(object):
     """An exclusive flock per container id, so concurrent runs cannot interleave.
 
-    The lock file lives in ``<state_dir>/.locks`` and is never removed: removing a lock file
-    that another process is about to lock would let two holders in.
+    The lock file lives in ``<state_dir>/.locks``, outside the container dir. Its holder removes it
+    on release when the container is gone (no ``<state_dir>/<id>`` left), so names used once leave
+    nothing behind. A run that opened the file just before that holder unlinked it would lock a file
+    no one else can reach: so every run, once it has the flock, checks that the file it holds is
+    still the one at the path (same device and inode) and starts over if it is not. Only a holder
+    unlinks, so the file at the path is always the one whose flock counts.
     """
 
     def __init__(self, layout: Layout, container_id: str, timeout: float = 120.0) -> None:
         self.path = layout.lock_file(container_id)
+        self.container_dir = layout.container_dir(container_id)
         self.container_id = container_id
         self.timeout = timeout
         self._fd: int | None = None
 
     def __enter__(self) -> ContainerLock:
         make_private_dir(os.path.dirname(self.path))
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StateError("cannot open lock %s: %s" % (self.path, exc.strerror))
-        flock_within(fd, self.path, self.timeout, StateError,
-                     "container %r is locked by another run (lock %s held for more than %ss)"
-                     % (self.container_id, self.path, self.timeout))
-        self._fd = fd
-        return self
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise StateError("cannot open lock %s: %s" % (self.path, exc.strerror))
+            busy = ("container %r is locked by another run (lock %s held for more than %ss)"
+                    % (self.container_id, self.path, self.timeout))
+            flock_within(fd, self.path, max(0.0, deadline - time.monotonic()), StateError, busy)
+            if _holds_file_at(fd, self.path):
+                self._fd = fd
+                return self
+            os.close(fd)  # its holder removed it meanwhile: lock the file that is there now
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(busy)
 
     def __exit__(self, *exc_info: object) -> Literal[False]:
         if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+            try:
+                if not os.path.lexists(self.container_dir):
+                    _unlink_quietly(self.path)  # still ours: only a holder unlinks it
+            finally:
+                os.close(self._fd)  # closing drops the flock
+                self._fd = None
         return False
+
+
+def _holds_file_at(fd: int, path: str) -> bool:
+    """True when the open file ``fd`` is the file now at ``path`` (not one unlinked since)."""
+    held = os.fstat(fd)
+    try:
+        current = os.lstat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        os.close(fd)
+        raise StateError("cannot check lock %s: %s" % (path, exc.strerror))
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)

@@ -343,8 +343,9 @@ def test_lock_is_free_after_holder_releases(tmp_path, lock_holder):
         pass
 
 
-def test_lock_reentry_and_file_kept(tmp_path):
+def test_lock_reentry_and_file_kept_while_container_exists(tmp_path):
     layout = L.Layout(str(tmp_path / "state"))
+    os.makedirs(layout.container_dir("c1"))
     lock = L.ContainerLock(layout, "c1", timeout=0.1)
     with lock:
         # The same container locked again from a second open file (a second run) must wait.
@@ -355,6 +356,105 @@ def test_lock_reentry_and_file_kept(tmp_path):
         pass
     assert os.path.exists(layout.lock_file("c1"))
     assert stat.S_IMODE(os.stat(os.path.dirname(layout.lock_file("c1"))).st_mode) == 0o700
+
+
+def test_lock_file_removed_when_container_is_gone(tmp_path):
+    layout = L.Layout(str(tmp_path / "state"))
+    with L.ContainerLock(layout, "c1", timeout=1):
+        os.makedirs(layout.container_dir("c1"))  # created under the lock: the file stays
+    assert os.path.exists(layout.lock_file("c1"))
+    with L.ContainerLock(layout, "c1", timeout=1):
+        os.rmdir(layout.container_dir("c1"))  # removed under the lock: so does the file
+    assert os.listdir(os.path.dirname(layout.lock_file("c1"))) == []
+    with L.ContainerLock(layout, "c1", timeout=1):
+        pass  # never created (a refused create, an absent container): nothing left either
+    assert os.listdir(os.path.dirname(layout.lock_file("c1"))) == []
+
+
+def test_lock_file_removed_even_when_the_block_raises(tmp_path):
+    layout = L.Layout(str(tmp_path / "state"))
+    with pytest.raises(ValueError):
+        with L.ContainerLock(layout, "c1", timeout=1):
+            raise ValueError("refused")
+    assert os.listdir(os.path.dirname(layout.lock_file("c1"))) == []
+
+
+def test_lock_retries_when_its_file_was_unlinked_while_waiting(tmp_path, monkeypatch):
+    """A run that opened the file just before its holder unlinked it must not stay on that file."""
+    layout = L.Layout(str(tmp_path / "state"))
+    path = layout.lock_file("c1")
+    real_flock_within = L.flock_within
+    calls = []
+
+    def flock_then_holder_unlinks(fd, *args, **kwargs):
+        real_flock_within(fd, *args, **kwargs)
+        calls.append(os.fstat(fd).st_ino)
+        if len(calls) == 1:
+            os.unlink(path)  # what the previous holder did between our open and our flock
+            # and a third run already opened and locked the new file at the path
+            holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            L.fcntl.flock(holder, L.fcntl.LOCK_EX)
+            os.close(holder)
+
+    monkeypatch.setattr(L, "flock_within", flock_then_holder_unlinks)
+    with L.ContainerLock(layout, "c1", timeout=1) as lock:
+        held = os.fstat(lock._fd)
+        current = os.stat(path)
+        assert (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+    assert len(calls) == 2 and calls[0] != calls[1]
+
+
+def test_lock_retry_keeps_one_deadline(tmp_path, monkeypatch):
+    """The file keeps being swapped under the waiting run: it gives up after ``timeout`` in all."""
+    layout = L.Layout(str(tmp_path / "state"))
+    path = layout.lock_file("c1")
+    real_flock_within = L.flock_within
+    timeouts = []
+
+    def flock_then_swap(fd, path_, timeout, *args, **kwargs):
+        timeouts.append(timeout)
+        real_flock_within(fd, path_, timeout, *args, **kwargs)
+        os.unlink(path)
+        time.sleep(0.01)
+
+    monkeypatch.setattr(L, "flock_within", flock_then_swap)
+    started = time.monotonic()
+    with pytest.raises(LockTimeoutError):
+        with L.ContainerLock(layout, "c1", timeout=0.2):
+            pytest.fail("held a lock file that is no longer at its path")
+    assert time.monotonic() - started < 2
+    assert len(timeouts) > 1 and timeouts == sorted(timeouts, reverse=True)
+
+
+def _converge_and_remove(state_dir, rounds, holders, overlaps):
+    layout = L.Layout(state_dir)
+    for i in range(rounds):
+        with L.ContainerLock(layout, "c1", timeout=30):
+            with holders.get_lock():
+                holders.value += 1
+                if holders.value != 1:
+                    overlaps.value += 1
+            os.makedirs(layout.container_dir("c1"), exist_ok=True)  # converged
+            if i % 2 == 0:
+                os.rmdir(layout.container_dir("c1"))  # removed: the lock file goes on release
+            with holders.get_lock():
+                holders.value -= 1
+
+
+def test_lock_never_has_two_holders_while_files_come_and_go(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    holders, overlaps = ctx.Value("i", 0), ctx.Value("i", 0)
+    procs = [ctx.Process(target=_converge_and_remove, args=(str(tmp_path), 150, holders, overlaps))
+             for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    assert overlaps.value == 0
+    # the last holder leaves the container existing or not; the lock file exists exactly when it does
+    assert os.path.exists(L.Layout(str(tmp_path)).lock_file("c1")) \
+        == os.path.isdir(os.path.join(str(tmp_path), "c1"))
 
 
 def test_lock_validates_id(tmp_path):
