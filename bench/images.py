@@ -185,7 +185,7 @@ def table(image, mine, theirs, count):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--json")
     args = parser.parse_args(argv)

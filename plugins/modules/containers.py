@@ -82,8 +82,10 @@ options:
             description: As O(oci.runtime.bundle#module:rootfs_dir).
             type: path
           image:
-            description: As O(oci.runtime.bundle#module:image).
-            type: path
+            description:
+              - As O(oci.runtime.bundle#module:image). An image of the store is looked up in the
+                default O(oci.runtime.bundle#module:image_store).
+            type: str
           image_ref:
             description: As O(oci.runtime.bundle#module:image_ref).
             type: str
