@@ -83,8 +83,8 @@ options:
             type: path
           image:
             description:
-              - As O(oci.runtime.bundle#module:image). An image of the store is looked up in the
-                default O(oci.runtime.bundle#module:image_store).
+              - As O(oci.runtime.bundle#module:image). An image of the store is looked up in
+                O(image_store) of the task.
             type: str
           image_ref:
             description: As O(oci.runtime.bundle#module:image_ref).

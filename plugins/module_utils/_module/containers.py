@@ -405,6 +405,8 @@ class ContainersConverger(object):
         self.params = params
         self.check_mode = check_mode
         self.builds = plan_builds(params["containers"])
+        for build in self.builds.values():
+            build["image_store"] = params.get("image_store")  # the common option, for store images
         self.task = {"state_dir": params["state_dir"], "runtime": params.get("runtime"),
                      "runtime_root": params.get("runtime_root"), "managed_by": params["managed_by"],
                      "prune_stop_signal": _or_default(params, "prune_stop_signal"),
