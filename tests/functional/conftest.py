@@ -80,13 +80,19 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import Oc
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import process_start_time  # noqa: E402
 
 
-def _load_bundle_tool():
-    if not os.path.isfile(BUNDLE_TOOL):
-        raise RuntimeError("%s is missing" % BUNDLE_TOOL)
-    spec = importlib.util.spec_from_file_location("make_busybox_bundle", BUNDLE_TOOL)
+def load_util(name):
+    """A module of tests/utils (they are scripts, not a package)."""
+    path = os.path.join(REPO, "tests", "utils", name + ".py")
+    if not os.path.isfile(path):
+        raise RuntimeError("%s is missing" % path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_bundle_tool():
+    return load_util("make_busybox_bundle")
 
 
 # --- preconditions: fail, never skip ------------------------------------------------------------------
@@ -144,15 +150,14 @@ def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
-def read_cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as handle:
-            return [part.decode("utf-8", "replace") for part in handle.read().split(b"\0") if part]
-    except OSError:
-        return None
+# ``read_cmdline(pid)``: argv, None when gone; never the empty read of a process caught in execve
+# (tests/utils/proc_state.py). Every reader of another process's command line goes through it;
+# ``processes()``: (pid, argv) of every process that has a command line, read the same way.
+_PROC_STATE = load_util("proc_state")
+read_cmdline, processes = _PROC_STATE.read_cmdline, _PROC_STATE.processes
 
 
-def wait_exec(pid, timeout=5.0):
+def wait_exec(pid, timeout=10.0):
     """Wait until ``pid`` has left ``runc init``: `runc start` returns once the process *may* exec,
     and until it does it still holds runc's own fds (the exec fifo, log and sync pipes)."""
     return wait_for(lambda: (read_cmdline(pid) or ["runc", "init"])[:2] != ["runc", "init"] and read_cmdline(pid),

@@ -6,21 +6,11 @@ left on the host for one container, counted only in places that belong to the te
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 
-from conftest import REPO, shim_processes
+from conftest import shim_processes
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-
-
-def load_util(name):
-    """A module of tests/utils (they are scripts, not a package)."""
-    path = os.path.join(REPO, "tests", "utils", name + ".py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cgroup_dirs(container_id):

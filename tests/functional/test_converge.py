@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 
-from conftest import RUNC, shim_processes, unique_id, wait_for
+from conftest import RUNC, shim_processes, unique_id, wait_exec, wait_for
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import process_start_time
@@ -89,11 +89,7 @@ def test_converge_lifecycle(env, tmp_path):
     second = result["container"]
     assert second["pid"] != first["pid"] and second["labels"] == {"app": "db"}
     # `runc start` returns once the container may exec: its pid may still show `runc init` a moment
-
-    def cmdline():
-        with open("/proc/%d/cmdline" % second["pid"], "rb") as handle:
-            return handle.read().split(b"\0")[:2]
-    wait_for(lambda: cmdline() == [b"sleep", b"3601"], timeout=2, what="the new process to exec sleep")
+    assert wait_exec(second["pid"]) == ["sleep", "3601"]
     assert shim_processes(env.state_dir, name) == [second["shim_pid"]]
 
     # stopped keeps the exit status; absent removes everything
@@ -105,7 +101,7 @@ def test_converge_lifecycle(env, tmp_path):
     assert result["actions"] == ["remove"] and result["container"] == {}
     assert env.runc_ids() == []
     assert not os.path.exists(os.path.join(env.state_dir, name))
-    wait_for(lambda: not shim_processes(env.state_dir), timeout=2, what="no shim left")
+    wait_for(lambda: not shim_processes(env.state_dir), what="no shim left")
     assert ContainerConverger(dict(params, state="absent")).run()["changed"] is False
 
 

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from conftest import RUNC, shim_processes, wait_for
-from faults_helpers import cgroup_dirs, leftovers, load_util, rel_id
+from conftest import RUNC, load_util, shim_processes, wait_for
+from faults_helpers import cgroup_dirs, leftovers, rel_id
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.checkpoint import CheckpointConverger
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import open_fds, read_cmdline, shim_processes, wait_for
+from conftest import open_fds, processes, shim_processes, wait_for
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -119,7 +119,7 @@ def test_remove_leaves_nothing(env):
     assert env.layout.container_ids() == []
     assert env.runc_ids() == []
     assert env.runc_state(container.id) is None
-    wait_for(lambda: not shim_processes(env.state_dir), timeout=2, what="no shim left")
+    wait_for(lambda: not shim_processes(env.state_dir), what="no shim left")
     assert open_fds() == fds_before, "the test process's file descriptors changed"
 
 
@@ -182,13 +182,8 @@ def _slow_prestart_hook(config):
 
 
 def _live_processes_mentioning(word):
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            argv = read_cmdline(int(name))
-            if argv and any(word in arg for arg in argv) and process_start_time(int(name)) is not None:
-                found.append((int(name), argv))
-    return found
+    return [(pid, argv) for pid, argv in processes()
+            if any(word in arg for arg in argv) and process_start_time(pid) is not None]
 
 
 def test_start_timeout_leaves_nothing_behind(env):

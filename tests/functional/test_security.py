@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from conftest import REPO, shim_processes
+from conftest import REPO, processes, shim_processes
 from faults_helpers import leftovers, rel_id
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.checkpoint import CheckpointConverger
@@ -212,11 +212,7 @@ def test_env_values_stay_out_of_results_messages_and_argv(env):
     # the value never reaches a command line, where any local user could read it in /proc
     params["id"], params["args"], params["state"] = "long", ["sleep", "5"], "running"
     ProcessConverger(params).run()
-    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                assert SECRET.encode() not in handle.read(), pid
-        except OSError:
-            pass
+    for pid, argv in processes(exclude_self=False):
+        assert not any(SECRET in arg for arg in argv), pid
     assert shim_processes(env.state_dir, name)
     ContainerConverger(env.params(name, state="absent", stop_signal="KILL")).run()

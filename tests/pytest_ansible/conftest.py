@@ -15,6 +15,7 @@ Nothing here skips: a missing runc, busybox or interpreter setting fails the ses
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +28,18 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTION = os.path.dirname(os.path.dirname(HERE))
 BUNDLE_TOOL = os.path.join(COLLECTION, "tests", "utils", "make_busybox_bundle.py")
+
+
+def _load_proc_state():
+    """tests/utils/proc_state.py: command lines read once there is one (not mid-execve)."""
+    spec = importlib.util.spec_from_file_location(
+        "proc_state", os.path.join(COLLECTION, "tests", "utils", "proc_state.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROC_STATE = _load_proc_state()
 
 
 def _check_setup():
@@ -47,15 +60,10 @@ def _shims_under(root, hosts=False):
     """Pids of the shims that run from a state dir under ``root`` (their argv names it); with
     ``hosts``, of the shim hosts instead (``--host=<state_dir>``: idle ones linger 10 s, by design)."""
     pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                argv = handle.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(arg.startswith(root + os.sep) and "/.shim/shim-" in arg for arg in argv[1:4]):
+    for pid, argv in PROC_STATE.processes():
+        if any(arg.startswith(root + os.sep) and "/.shim/shim-" in arg for arg in argv[1:6]):
             if any(arg.startswith("--host=") for arg in argv) == hosts:
-                pids.append(int(pid))
+                pids.append(pid)
     return pids
 
 
