@@ -14,6 +14,7 @@ import pytest
 
 from conftest import read_cmdline, shim_hosts, shim_processes, wait_exec, wait_for
 
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import launch as LA
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import process as P
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import host_socket_path
 
@@ -25,7 +26,7 @@ def _parent(pid):
 
 
 def _host_socket(env):
-    return host_socket_path(P.install_shim(env.layout))
+    return host_socket_path(LA.install_shim(env.layout))
 
 
 def test_monitors_are_forked_by_one_host_and_look_like_shims(env):
@@ -86,7 +87,7 @@ def test_killed_host_leaves_its_monitors_working(env):
 
 
 def test_disabled_host_means_standalone_shims(env, monkeypatch):
-    monkeypatch.setenv(P.SHIM_HOST_ENV, "0")
+    monkeypatch.setenv(LA.SHIM_HOST_ENV, "0")
     container = env.run(env.bundle())
     assert shim_hosts(env.state_dir) == []
     argv = read_cmdline(container.describe()["shim_pid"])

@@ -25,13 +25,13 @@ from .errors import (
     RuntimeCoreError,
     StateError,
 )
+from .launch import launch
 from .mounts import remove_empty_cgroups, unmount_below
 from .process import (
     STDERR_LOG,
     STDOUT_LOG,
     ProcessRecord,
     find_shims,
-    launch,
     prepare_process_dir,
 )
 from .shim import process_start_time

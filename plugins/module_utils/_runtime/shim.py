@@ -1,33 +1,70 @@
 # Copyright (c) oci.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The per-process shim: a small program that outlives the module and watches one container process.
+"""The shim: a small program that outlives the module and watches one container process.
 
 This file is self-contained on purpose (standard library only, no package imports): the module
-copies its source to ``<state_dir>/.shim/shim-<digest>.py`` and starts it from there with
-``python -I -S``, because the module's own temporary directory is deleted when the task ends.
+copies its source to ``<state_dir>/.shim/shim-<digest>.py`` (``launch.install_shim``; the digest
+names the version, so an upgrade never replaces a running shim's program) and runs it from there
+with ``python -I -S``, because the module's own temporary directory is deleted when the task ends.
+The file names below are layout.py's, kept here as copies (a unit test ties them).
 
-Command line: ``shim-<digest>.py <state_dir> <container_id> <process_id> <report_fd>``; it reads
-``launch.json`` from the process directory (the runtime argv, stdio paths, pid file, log file).
+Modes, by command line (``<script>`` is the copy; the module's side is ``launch.py``):
 
-What it does, in order:
-1. forks and lets the parent exit, so the module's ``Popen`` returns at once and the shim is
-   re-parented away from the module; starts a new session; becomes the child subreaper;
-2. runs the runtime verb (``create``, ``exec -d``, ``restore -d``) with stdio pipes that it owns and
-   copies to and from the paths in launch.json (pipes, because CRIU can checkpoint and restore a
-   pipe but not a host file outside the container's mounts);
-3. reads the pid file, records ``starttime`` and reports ``{"ok": true, "pid": N}`` (or the runtime's
-   error) as one JSON line on ``report_fd``, then closes it;
-4. re-executes itself (same pid, same session, still the subreaper: execve keeps all three) as the
-   long-running monitor, handing over only the fds it needs; the monitor copies output and reaps
-   children until the container process is reaped, drains the pipes, writes ``exitStatus`` (the exit
-   code, or 128 + signal number), closes the ``exit`` fifo and exits. Meanwhile it serves the
-   ``control`` fifo: a line ``0 0 0`` closes the process's stdin (the seed's shim protocol).
+``<script> <state_dir> <container_id> <process_id> <report_fd>``
+    A standalone shim for one process (or the same through START_LOADER, see below). It
+    1. forks and lets the parent exit, so the module's ``Popen`` returns at once; starts a new
+       session; becomes the child subreaper; writes ``shim.pid`` (``<pid> <start time>``);
+    2. reads ``launch.json`` from the process directory (``argv`` of the runtime verb: ``create``,
+       ``exec -d`` or ``restore -d``; ``stdin``, ``stdout``, ``stderr``, ``pid_file``,
+       ``log_file``) and runs the verb with stdio pipes that it owns and copies to and from those
+       paths (pipes, because CRIU can checkpoint and restore a pipe but not a host file outside the
+       container's mounts);
+    3. reads the pid file, writes ``starttime`` and reports on ``report_fd``;
+    4. re-executes itself as the monitor (same pid, session and subreaper flag: execve keeps all
+       three), handing over only the fds it needs.
 
-Memory (issue 10): one shim runs per container process, so what the long-running part holds is paid
-per container. Steps 1-3 need JSON and prctl; the monitor of step 4 is a fresh interpreter that
-imports only os, errno, select and _signal (a bare ``python -I -S`` is most of what is left).
-Steps 1-3 use the C halves ``_json`` and ``_ctypes`` rather than the ``json`` package (it imports
-``re`` and ``enum``) and ``ctypes``: faster to start, and the start is on the path of every create.
+``python -I -S -c MONITOR_LOADER <script> <state_dir> <container_id> <process_id> <memfd>``
+    The monitor of step 4, a fresh interpreter that imports only os, errno, select and _signal.
+    The memfd holds this file's marshalled code (its length in 8 bytes, then the code: the state
+    dir may be gone by then), then the handover (see ``Shim._handover_state``). It copies output
+    and serves the ``control`` fifo until the container process is reaped, drains the pipes (a
+    reader that sees the exit status has seen all the output), writes ``exitStatus`` (the exit
+    code, or 128 + signal number), closes the ``exit`` fifo and exits.
+
+``<script> --host=<state_dir> --pad=<dots> <report_fd>``
+    The shim host: one long-lived process per state dir, script and Python. It reports
+    ``{"ok": true}`` once it listens on ``<script>.<cache tag>.sock`` (``{"ok": false, "busy":
+    true}`` when another host answers there already), then forks a monitor per request and exits
+    once it has had no monitor for HOST_IDLE_EXIT seconds. It keeps no fd under the state dir and
+    its cwd is /.
+
+a monitor forked by the host
+    Answers ``forked``, rewrites its own command line (into the room ``--pad`` keeps) to
+    ``<script> <state_dir> <container_id> <process_id> <fd>``, so it is found like a standalone
+    shim, becomes the subreaper and forks a child that does steps 2-3 and hands the monitoring
+    back over a socketpair (fds by SCM_RIGHTS): what the start allocated dies with that child.
+    ``shim.pid`` holds the monitor's pid.
+
+The protocol:
+
+- the report: one JSON line on ``report_fd`` (or the host's connection), then EOF:
+  ``{"ok": true, "pid": N}``, or ``{"ok": false, "rc": N or null, "error": "..."}`` with the
+  runtime's own message from its JSON log (else the tail of its stderr);
+- the host's socket (0600, in the 0700 ``.shim`` dir; the host also checks the peer's uid) takes
+  one line ``<container_id> <process_id>``; the host checks both ids and that ``launch.json`` is
+  there, and the forked monitor answers ``forked`` (HOST_ACK) then the report. Anything short of
+  ``forked`` means nothing was started, and the module starts a standalone shim instead;
+- the process directory: the shim writes ``shim.pid``, ``starttime`` and ``exitStatus``; it holds
+  the ``exit`` fifo open until it is done (a waiter sees EOF then); a line ``0 0 0`` on the
+  ``control`` fifo closes the process's stdin;
+- ``<script>.<cache tag>.code``: the marshalled code, written once (by the host, or by the first
+  monitor), read by START_LOADER and shipped to the monitor.
+
+Memory: one shim runs per container process, so what the long-running part holds is paid per
+container: 1.04 MiB PSS per forked monitor at 100 containers with Python 3.11, against 3.0 MiB for a
+standalone shim (docs/performance.md). Steps 1-3 need JSON and prctl, and use the C halves ``_json``
+and ``_ctypes`` rather than the ``json`` package (it imports ``re`` and ``enum``) and ``ctypes``:
+faster to start, and the start is on the path of every create.
 """
 
 from __future__ import annotations
@@ -46,14 +83,19 @@ except ImportError:  # pragma: no cover - other Pythons
 
 PR_SET_CHILD_SUBREAPER = 36
 EXIT_UNKNOWN = None
+
+# File names in a process directory: layout.py's, copied (this file imports nothing of the package).
+LAUNCH_FILE = "launch.json"
+START_TIME_FILE = "starttime"
+SHIM_PID_FILE = "shim.pid"
+EXIT_STATUS_FILE = "exitStatus"
+EXIT_FILE = "exit"
+CONTROL_FILE = "control"
+
 # The monitor runs this file's code object, marshalled once per shim digest and Python next to the
 # script: compiling the source would leave the parser's ~1.4 MiB of freed heap behind in every shim.
-# Its argv: ``python -I -S -c MONITOR_LOADER <script> <state_dir> <id> <process> <fd>``; fd is a memfd
-# holding the code's length (8 bytes), the code, then the handover (see exec_monitor). The code comes
-# in the memfd, not from the file, because the state dir may be gone by then.
-# The same for the start: ``python -I -S -c START_LOADER <script> <args>``, from the code file an earlier
-# shim left (its path is known before anything can wipe it), else from the source: compiling this file
-# costs 5-12 ms here, on the path of every create (see start_argv).
+# The start runs it too when it is there (``python -I -S -c START_LOADER <script> <args>``, see
+# launch.start_argv), else the source: compiling this file costs 5-12 ms, on the path of every create.
 START_LOADER = ("import marshal,sys;sys.argv=sys.argv[1:]\n"
                 "try:\n"
                 " f=open('%s.%s.code'%(sys.argv[0],sys.implementation.cache_tag),'rb')\n"
@@ -209,16 +251,6 @@ def _spawn(argv, stdio, cwd):
     return pid
 
 
-def start_argv(python, script, args):
-    """The command line that starts a shim: ``python -I -S <script> <args>``, or through START_LOADER
-    when the marshalled code of this script for this Python is there (no compile on the create's path).
-    Either way the script's path comes right before ``args``, as find_shims and tests look for it."""
-    tag = getattr(getattr(sys, "implementation", None), "cache_tag", None)
-    if tag and os.path.isfile("%s.%s.code" % (script, tag)):
-        return [python, "-I", "-S", "-c", START_LOADER, script] + list(args)
-    return [python, "-I", "-S", script] + list(args)
-
-
 def _monitor_code(script):
     """This script's marshalled code, from ``<script>.<cache tag>.code`` (written the first time);
     None when it cannot be had (then the shim monitors without re-executing)."""
@@ -354,7 +386,7 @@ class Shim(object):
 
     def start(self):
         """Run the runtime verb; return the container pid or None (after reporting the error)."""
-        launch = self.launch = json_loads(_read_file(os.path.join(self.process_dir, "launch.json")))
+        launch = self.launch = json_loads(_read_file(os.path.join(self.process_dir, LAUNCH_FILE)))
         self._watch_children()
         child_stdio = self._stdio_pipes()
         runtime_pid = _spawn(launch["argv"], child_stdio, self.process_dir)
@@ -374,7 +406,7 @@ class Shim(object):
                          % (launch["pid_file"], text[:40])})
             return None
         start_time = process_start_time(pid)
-        _write_file(os.path.join(self.process_dir, "starttime"), "%s\n" % start_time, durable=False)
+        _write_file(os.path.join(self.process_dir, START_TIME_FILE), "%s\n" % start_time, durable=False)
         self.container_pid = pid
         return pid
 
@@ -575,7 +607,7 @@ class Shim(object):
     def open_control(self):
         """Open the control fifo before reporting: the records may be wiped once the module has
         its answer, and the shim must go on regardless."""
-        self.control_fd = os.open(os.path.join(self.process_dir, "control"), os.O_RDWR | os.O_NONBLOCK)
+        self.control_fd = os.open(os.path.join(self.process_dir, CONTROL_FILE), os.O_RDWR | os.O_NONBLOCK)
 
     def monitor(self):
         control_fd = self.control_fd
@@ -588,7 +620,7 @@ class Shim(object):
                 self.control(control_fd)
         self.drain()
         if code != "gone" and code is not None:
-            _write_file(os.path.join(self.process_dir, "exitStatus"), "%d\n" % code)
+            _write_file(os.path.join(self.process_dir, EXIT_STATUS_FILE), "%d\n" % code)
         os.close(control_fd)
 
 
@@ -602,15 +634,7 @@ def monitor_main(state_dir, container_id, process_id, handover):
     return 0
 
 
-# The shim host (issue 10): one long-lived process per state dir, shim script and Python that forks
-# the monitors. A forked monitor shares the host's interpreter pages (copy-on-write) instead of paying
-# for a whole interpreter of its own (~0.4 MiB PSS each instead of ~3 MiB), and skips an interpreter
-# start on the path of every create and exec. The module asks it over a unix socket next to the script
-# (``<script>.<cache tag>.sock``, in the 0700 ``.shim`` dir) with one line ``<container id> <process id>``;
-# the forked monitor answers ``forked`` then the usual report line. Anything short of ``forked`` means
-# nothing was started, and the module starts a standalone shim instead. The host starts on demand and
-# exits once it has had no monitor for HOST_IDLE_EXIT seconds; it keeps no fd under the state dir (a
-# check for leftovers after removing every container must not find it).
+# The shim host (see the modes at the top).
 HOST_FLAG = "--host="
 HOST_PAD_FLAG = "--pad="
 # Room in the host's command line for what a monitor writes there (see _show_as_shim): its argv then
@@ -771,7 +795,7 @@ class ShimHost(object):
         words = data.split(b"\n", 1)[0].decode("ascii", "replace").split()
         if len(words) != 2 or not all(_valid_id(w) for w in words):
             return None
-        if not os.path.isfile(os.path.join(self.state_dir, words[0], words[1], "launch.json")):
+        if not os.path.isfile(os.path.join(self.state_dir, words[0], words[1], LAUNCH_FILE)):
             return None
         return words[0], words[1]
 
@@ -832,7 +856,7 @@ def host_main(state_dir, report_fd):
     json_loads('{"warm": [1]}')  # imports _json here, once, not in every monitor
     os.write(report_fd, b'{"ok": true}\n')
     os.close(report_fd)
-    _monitor_code(script)  # leaves the marshalled code for the next start (start_argv), once
+    _monitor_code(script)  # leaves the marshalled code for the next start (START_LOADER), once
     gc.collect()
     gc.freeze()  # the monitors' collections then leave the shared pages alone
     try:
@@ -886,7 +910,7 @@ def run_split_shim(state_dir, container_id, process_id, report_fd):
     """A monitor forked by the host: it becomes the subreaper, then forks a child that does the
     start (steps 2-3: launch.json, pipes, the runtime verb, the report) and hands it the monitoring
     back. The start's allocations and imports die with that child, so the monitor keeps sharing
-    most of its pages with the host (see HOST_IDLE_EXIT)."""
+    most of its pages with the host."""
     import _io
     import _socket
     _become_subreaper()
@@ -931,12 +955,12 @@ def run_shim(state_dir, container_id, process_id, report_fd, handover=None):
     try:
         shim = Shim(state_dir, container_id, process_id, report_fd)
         # Hold the exit fifo open from the start: a waiter sees EOF only once the shim is done.
-        exit_fd = os.open(os.path.join(shim.process_dir, "exit"), os.O_RDWR)
+        exit_fd = os.open(os.path.join(shim.process_dir, EXIT_FILE), os.O_RDWR)
         shim.open_control()
         monitor_pid = os.getpid() if handover is None else os.getppid()
         if handover is None:
             _become_subreaper()
-        _write_file(os.path.join(shim.process_dir, "shim.pid"),
+        _write_file(os.path.join(shim.process_dir, SHIM_PID_FILE),
                     "%d %s\n" % (monitor_pid, process_start_time(monitor_pid)), durable=False)
         pid = shim.start()
         if pid is None:

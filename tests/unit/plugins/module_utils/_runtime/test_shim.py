@@ -265,6 +265,29 @@ def test_shim_id_length_is_the_layouts():
     assert shim._MAX_ID_LENGTH == layout.MAX_ID_LENGTH
 
 
+# The shim's copies of layout.py's file names (it imports nothing of the package).
+FILE_NAMES = ("LAUNCH_FILE", "START_TIME_FILE", "SHIM_PID_FILE", "EXIT_STATUS_FILE", "EXIT_FILE",
+              "CONTROL_FILE")
+
+
+@pytest.mark.parametrize("name", FILE_NAMES)
+def test_shim_file_names_are_the_layouts(name):
+    assert getattr(shim, name) == getattr(layout, name)
+
+
+def test_shim_names_its_files_only_through_the_constants():
+    """No other string in shim.py is one of those file names: a renamed file cannot be missed."""
+    with open(shim.__file__) as handle:
+        tree = ast.parse(handle.read())
+    names = {getattr(layout, name) for name in FILE_NAMES}
+    defined = {node.value.lineno for node in ast.walk(tree)
+               if isinstance(node, ast.Assign) and len(node.targets) == 1
+               and getattr(node.targets[0], "id", None) in FILE_NAMES}
+    strays = [(node.lineno, node.value) for node in ast.walk(tree)
+              if isinstance(node, ast.Constant) and node.value in names and node.lineno not in defined]
+    assert strays == []
+
+
 def test_socket_address_short_and_long():
     assert shim.socket_address("/run/x/.shim/s.sock", 7) == "/run/x/.shim/s.sock"
     long_path = "/" + "d" * 120 + "/.shim/s.sock"
