@@ -3,12 +3,13 @@
 """ImageConverger and bundles from the image store against a real registry (Debian's
 docker-registry on 127.0.0.1, started per test module) and real runc containers: pull by tag and by
 digest, a new digest under the same tag, htpasswd authentication, a missing image, a registry that
-goes away mid-pull, containers whose writes stay in their bundle's upper layer, a mount that comes
-back after it was lost."""
+goes away mid-pull, concurrent pulls that unpack once, containers whose writes stay in their bundle's
+upper layer, a mount that comes back after it was lost."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -108,12 +109,18 @@ def test_pull_by_tag_then_by_digest(registry, images, tmp_path):
     assert result["diff"]["before"] == {} and result["diff"]["after"]["digest"] == digests["v1"]
     assert converge_image(store, name)["changed"] is False
     assert converge_image(store, name, pull="always")["changed"] is False
-    by_digest = registry.host + "/test/app@" + digests["v1"]
-    result = converge_image(store, by_digest)
+    proxy = CuttingProxy(registry.port, limit=1 << 40)  # counts what the registry sends
+    try:
+        by_digest = "127.0.0.1:%d/test/app@%s" % (proxy.port, digests["v1"])
+        result = converge_image(store, by_digest)
+    finally:
+        proxy.go_away()
     assert result["changed"] and result["image"]["name"] == by_digest
     assert "unpack" not in " ".join(result["actions"])  # its layers are in the store already
+    assert proxy.sent < 65536  # and nothing was downloaded again
     info = ImageInfo({"image_store": store, "name": None}).run()
     assert [i["name"] for i in info["images"]] == sorted([name, by_digest])
+    assert info["images"][0]["digest"] == info["images"][1]["digest"]
     assert info["store"]["layers"] == 2
 
 
@@ -224,6 +231,34 @@ def test_registry_gone_mid_pull(registry, tmp_path):
     assert proxy.cut.is_set()
     assert "could not be reached or went away" in err.value.msg, err.value.msg
     assert store_state(store) == before  # nothing half-imported, no temporary left
+
+
+def _pull_in_child(store, name, queue):
+    try:
+        queue.put(converge_image(store, name)["actions"])
+    except Exception as exc:  # pylint: disable=broad-except
+        queue.put("error: %s" % exc)
+
+
+def test_concurrent_pulls_unpack_once(registry, tmp_path):
+    store = str(tmp_path / "store")
+    name = registry.host + "/test/big:v1"
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    children = [context.Process(target=_pull_in_child, args=(store, name, queue)) for _i in range(3)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=120) for _child in children]
+    for child in children:
+        child.join(30)
+    assert not [r for r in results if isinstance(r, str)], results
+    unpacked = [a for actions in results for a in actions if a.startswith("unpack")]
+    # imports take turns under the store's lock: the first unpacks, the others find the layers
+    assert unpacked == ["unpack 2 of 2 layers"], results
+    assert len(os.listdir(os.path.join(store, "layers"))) == 2
+    assert os.listdir(os.path.join(store, "tmp")) == []
+    info = ImageInfo({"image_store": store, "name": name}).run()
+    assert info["images"][0]["name"] == name
 
 
 def test_containers_from_store_bundles(registry, env, tmp_path):

@@ -104,10 +104,13 @@ class ImageConverger(object):
             if self.check_mode:
                 return self._result(current, None, predicted={"name": self.name,
                                                               "digest": remote})
-            image_dir = os.path.join(workdir, "image")
-            skopeo.copy_to_dir(self.ref.transport(), image_dir, workdir, self.access,
-                               self.ref.registry)
-            fetched = st.fetched_from_dir(image_dir, self.ref.transport())
+            fetched = st.fetched_from_store(self.store, remote, self.ref.transport()) \
+                if self.store.exists() else None
+            if fetched is None:
+                image_dir = os.path.join(workdir, "image")
+                skopeo.copy_to_dir(self.ref.transport(), image_dir, workdir, self.access,
+                                   self.ref.registry)
+                fetched = st.fetched_from_dir(image_dir, self.ref.transport())
             return self._add(current, fetched, self.ref.transport(), remote)
 
     def _import(self, current):

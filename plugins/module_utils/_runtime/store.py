@@ -194,6 +194,30 @@ def fetched_from_dir(path, what):
                    lambda layer: os.path.join(path, _hex(layer["digest"])), what)
 
 
+def fetched_from_store(store, digest, what):
+    """The image whose manifest the store already has, when all its layers are unpacked there too
+    (the same image under another name, or pulled again by digest): nothing to download. None
+    otherwise."""
+    try:
+        manifest_bytes = _read_limited(store.blob_path(digest), "manifest %s" % digest)
+        if _sha256(manifest_bytes) != digest:
+            return None
+        manifest = _json(manifest_bytes, "manifest %s" % digest)
+        check_manifest(manifest, "manifest %s" % digest)
+        config_bytes = _read_limited(store.blob_path(manifest["config"]["digest"]),
+                                     "config of %s" % digest)
+    except StoreError:
+        return None
+
+    def no_blob(layer):
+        raise StoreError("layer %s of %s is not in the store" % (layer["digest"], what))
+    fetched = Fetched(manifest_bytes, config_bytes, no_blob, what)
+    if all(os.path.isfile(os.path.join(store.layer_root(c), "layer.json"))
+           for c in chain_ids(fetched.diff_ids)):
+        return fetched
+    return None
+
+
 def fetched_from_layout(path, ref=None):
     """The image ``ref`` names in the OCI image layout ``path`` (narrowed to this platform)."""
     layout = ImageLayout(path)
