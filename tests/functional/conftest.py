@@ -7,16 +7,13 @@ unique on the host (runc's cgroups are named after the id, and tests run in para
 The finalizer removes every container the test made (``runc delete --force``) and kills every shim
 still watching one. A missing runc or busybox, or not being root, fails the tests: they never skip.
 
-``ansible_collections.oci.runtime`` is resolved to this checkout: from a collection copy
-(``.../ansible_collections/oci/runtime``) its own collections root is used, otherwise a temporary
-collections root with the symlink ``ansible_collections/oci/runtime -> <checkout>`` is put on
-``sys.path``.
+``ansible_collections.oci.runtime`` is resolved to this checkout by tests/utils/collection_path.py:
+from a collection copy (``.../ansible_collections/oci/runtime``) its own collections root is used,
+otherwise a temporary collections root linking to the checkout is put on ``sys.path``.
 """
 
 from __future__ import annotations
 
-import atexit
-import importlib
 import importlib.util
 import itertools
 import json
@@ -24,8 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
@@ -43,41 +38,6 @@ def _timings_file():
 
 
 TIMINGS_FILE = _timings_file()
-PACKAGE = "ansible_collections.oci.runtime"
-_PROBE = PACKAGE + ".plugins.module_utils._runtime.layout"
-
-
-def _collections_root():
-    parts = REPO.split(os.sep)
-    if parts[-3:] == ["ansible_collections", "oci", "runtime"]:
-        return os.sep.join(parts[:-3])
-    root = tempfile.mkdtemp(prefix="oci-runtime-collections-")
-    atexit.register(shutil.rmtree, root, True)
-    os.makedirs(os.path.join(root, "ansible_collections", "oci"))
-    os.symlink(REPO, os.path.join(root, "ansible_collections", "oci", "runtime"))
-    return root
-
-
-def _setup_import_path():
-    root = _collections_root()
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-    module = importlib.import_module(_PROBE)
-    where = os.path.realpath(module.__file__)
-    if not where.startswith(os.path.realpath(REPO) + os.sep):
-        raise RuntimeError("%s resolves to %s, not to this checkout %s" % (PACKAGE, where, REPO))
-    return root
-
-
-COLLECTIONS_ROOT = _setup_import_path()
-
-from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L  # noqa: E402
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.container import Container  # noqa: E402
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime  # noqa: E402
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import process_start_time  # noqa: E402
 
 
 def load_util(name):
@@ -89,6 +49,14 @@ def load_util(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+COLLECTIONS_ROOT = load_util("collection_path").make_importable(REPO)
+
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L  # noqa: E402
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.container import Container  # noqa: E402
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime  # noqa: E402
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import process_start_time  # noqa: E402
 
 
 def _load_bundle_tool():
