@@ -158,8 +158,9 @@ def main():
                                 for run in chain[kind]]),
         }
     base = result["kinds"]["no network"]["create_start_ms"]
-    lines = ["# Network attach cost (%s, %d reps, medians, load %.2f)" % (date, reps,
-                                                                           result["load"][0]),
+    title = "# Network attach cost (%s, %d reps, medians, load %.2f)" % (
+        date, reps, result["load"][0])
+    lines = [title,
              "", "| container | create+start ms | added ms | ADD chain ms | stop+remove ms |",
              "|---|---|---|---|---|"]
     for kind, values in result["kinds"].items():
@@ -169,8 +170,8 @@ def main():
     lines += ["", "Per step (medians, ms):", ""]
     for kind, values in result["kinds"].items():
         if values["steps_ms"]:
-            lines.append("- %s: %s" % (kind, ", ".join("%s %s" % item
-                                                      for item in values["steps_ms"].items())))
+            steps = ", ".join("%s %s" % item for item in values["steps_ms"].items())
+            lines.append("- %s: %s" % (kind, steps))
     text = "\n".join(lines) + "\n"
     out = os.path.join(ROOT, "bench", "results", date + "-network")
     with open(out + ".json", "w") as handle:

@@ -144,6 +144,14 @@ HTTPD = ["httpd", "-f", "-p", "80", "-h", "/etc"]
 # busybox wget's own -T option crashes Debian's busybox-static: the timeout applet bounds it.
 
 
+def answers(port):
+    """The body of /hosts from 127.0.0.1:``port``, or None while nothing answers there."""
+    try:
+        return urllib.request.urlopen("http://127.0.0.1:%d/hosts" % port, timeout=5).read()
+    except OSError:
+        return None
+
+
 def _address(container):
     assert container["networks"], container
     return container["networks"][0]["ip"]
@@ -180,7 +188,7 @@ def test_two_containers_reach_each_other_and_a_published_port_answers(net):
     status, output = net.exec(client["id"], ["cat", "/etc/hosts"])
     assert "%s\t%s" % (static, web["id"]) in output, output
     # The published port, from the host, on 127.0.0.1 only.
-    body = urllib.request.urlopen("http://127.0.0.1:%d/hosts" % port, timeout=10).read().decode()
+    body = wait_for(lambda: answers(port), what="the published port").decode()
     assert web["id"] in body
     # container_info shows the same networks.
     info = ContainerInfo({"name": web["id"], "state_dir": net.env.state_dir, "labels": None,
@@ -232,7 +240,6 @@ def test_removal_and_a_failed_create_leave_the_host_as_it_was(net):
         return sorted(line for line in lines
                       if subnet in line or network["bridge"] in line or network["name"] in line)
     rules_before = mine(_iptables())
-    netns_before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     port = free_port()
     bundle = net.bundle("app", HTTPD, [{"name": network["name"],
                                         "ports": [{"host_port": port, "container_port": 80,
@@ -243,7 +250,7 @@ def test_removal_and_a_failed_create_leave_the_host_as_it_was(net):
     netns = record["netns"]
     assert veth in _links() and os.path.exists(netns)
     assert mine(_iptables()) != rules_before
-    wait_for(lambda: urllib.request.urlopen("http://127.0.0.1:%d/hosts" % port, timeout=5),
+    wait_for(lambda: answers(port),
              what="the published port")
 
     # Stopped: nothing held; started again: same network, a fresh namespace.
@@ -255,13 +262,14 @@ def test_removal_and_a_failed_create_leave_the_host_as_it_was(net):
     assert again["networks"][0]["name"] == network["name"]
 
     net.remove(app["id"])
-    assert sorted(os.listdir("/run/netns")) == netns_before
+    assert not os.path.exists(netns)
     assert C.ipam_leases(network["name"]) == {}
     # A create that fails in the plugins (a static address outside the subnet) leaves nothing.
     bad = net.bundle("bad", ["sleep", "3600"], [{"name": network["name"], "ip": "10.1.2.3"}])
     with pytest.raises(RuntimeCoreError, match="10.1.2.3"):
         net.container("bad", bad)
-    assert sorted(os.listdir("/run/netns")) == netns_before
+    assert not os.path.exists("/run/netns/" + NW.netns_name_for(bad))
+    assert C.ipam_leases(network["name"]) == {}
     # A missing network fails before anything is made.
     missing = net.bundle("missing", ["sleep", "3600"], ["no-such-network-%d" % os.getpid()])
     with pytest.raises(RuntimeCoreError, match="does not exist"):
@@ -274,3 +282,44 @@ def test_removal_and_a_failed_create_leave_the_host_as_it_was(net):
     assert network["bridge"] not in _links() and veth not in _links()
     assert not os.path.exists(os.path.join(C.IPAM_DATA_DIR, network["name"]))
     assert not os.path.exists(os.path.join(C.DEFAULT_CONFIG_DIR, network["name"] + ".conflist"))
+
+
+def test_killed_container_comes_back_with_its_address_and_a_changed_port_recreates(net):
+    import signal
+    network = net.network("back")
+    subnet = network["subnet"].rsplit(".", 1)[0] + "."
+    static = subnet + "20"
+    first_port, second_port = free_port(), free_port()
+
+    def declare(port):
+        return net.bundle("app", HTTPD, [{"name": network["name"], "ip": static, "ports": [
+            {"host_port": port, "container_port": 80, "host_ip": "127.0.0.1"}]}])
+
+    bundle = declare(first_port)
+    app = net.container("app", bundle)
+    netns_before = NW.read_record(net.env.layout, app["id"])["netns"]
+    # The monitor and the container are killed: the container is stopped, its network still held.
+    container = net.env.load(app["id"])
+    shim_pid, dummy_alive = container.init.shim()
+    os.kill(shim_pid, signal.SIGKILL)
+    os.kill(app["pid"], signal.SIGKILL)
+    wait_for(lambda: net.env.load(app["id"]).status() == "stopped", what="the container to stop")
+    # Converging it again detaches the old attachment and attaches afresh, with the same address.
+    again = ContainerConverger(net.env.params(app["id"], bundle)).run()["container"]
+    assert again["status"] == "running" and again["networks"][0]["ip"] == static
+    assert C.ipam_leases(network["name"]) == {static: app["id"]}
+    assert NW.read_record(net.env.layout, app["id"])["netns"] == netns_before
+    wait_for(lambda: answers(first_port),
+             what="the published port after the restart")
+    # Another published port changes config.json: the container is recreated on the new port only.
+    bundle = declare(second_port)
+    result = ContainerConverger(net.env.params(app["id"], bundle)).run()
+    assert any(action.startswith("recreate") for action in result["actions"]), result["actions"]
+    wait_for(lambda: answers(second_port),
+             what="the new published port")
+    rules = "\n".join(_iptables())
+    assert "--dports %d " % second_port in rules + " "
+    assert "--dports %d " % first_port not in rules + " "
+    net.remove(app["id"])
+    assert C.ipam_leases(network["name"]) == {}
+    assert not os.path.exists(netns_before)
