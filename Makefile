@@ -39,6 +39,7 @@ bench: setup
 	bash scripts/setup-bench.sh
 	bash scripts/run-tests.sh --sync-only
 	$(CURDIR)/.venv-bench/bin/python bench/bench.py
+	$(CURDIR)/.venv-bench/bin/python bench/images.py --json bench/results/images-$$(date -u +%F).json
 
 # Build output and test results; `make distclean` also drops the venv.
 clean:
