@@ -19,6 +19,7 @@ Usage (as root): python3 bench/images.py [--count N] [--json OUT]
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ def _collections_root():
     if parts[-3:] == ["ansible_collections", "oci", "runtime"]:
         return os.sep.join(parts[:-3])
     root = tempfile.mkdtemp(prefix="oci-runtime-collections-")
+    atexit.register(shutil.rmtree, root, True)
     os.makedirs(os.path.join(root, "ansible_collections", "oci"))
     os.symlink(REPO, os.path.join(root, "ansible_collections", "oci", "runtime"))
     return root
