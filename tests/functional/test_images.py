@@ -20,6 +20,8 @@ import pytest
 from conftest import REPO, wait_for
 
 from ansible_collections.oci.runtime.plugins.module_utils._module import bundle as B
+from ansible_collections.oci.runtime.plugins.module_utils._module.checkpoint import CheckpointConverger
+from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger
 from ansible_collections.oci.runtime.plugins.module_utils._module.image import ImageConverger
 from ansible_collections.oci.runtime.plugins.module_utils._module.image_info import ImageInfo
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay as OV
@@ -317,3 +319,30 @@ def test_bundle_needs_the_image_in_the_store(tmp_path):
     with pytest.raises(RuntimeCoreError) as err:
         B.BundleConverger(bundle_params(str(tmp_path / "b"), str(tmp_path / "store"), "busybox")).run()
     assert "is not in the image store" in err.value.msg and "oci.runtime.image" in err.value.msg
+
+
+def test_checkpoint_and_restore_after_the_mount_is_lost(registry, env, tmp_path):
+    store = str(tmp_path / "store")
+    name = registry.host + "/test/app:v1"
+    converge_image(store, name)
+    bundle = str(tmp_path / "bundle")
+    args = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.05; done"]
+    B.BundleConverger(bundle_params(bundle, store, name, args=args)).run()
+    cid = env.new_id("imgcp")
+    params = {"state_dir": env.state_dir, "runtime_root": env.runtime_root}
+    ContainerConverger(env.params(cid, bundle)).run()
+    count = os.path.join(bundle, ".oci-runtime-overlay", "upper", "count")
+    wait_for(lambda: os.path.exists(count) and int(open(count).read() or 0) > 3, what="counting")
+    checkpoint = dict(params, runtime=None, container=cid, name="cp1", state="present",
+                      checkpoint_dir=str(tmp_path / "checkpoints"), exit=True, tcp=False,
+                      unix_sockets=False, shell=False, empty_ns=[], bundle=None, criu_path=None,
+                      force=False, start_timeout=60.0)
+    result = CheckpointConverger(dict(checkpoint)).run()
+    assert result["container"]["status"] == "stopped"
+    before = int(open(count).read())
+    OV.unmount(bundle)  # as after a reboot
+    result = CheckpointConverger(dict(checkpoint, state="restored")).run()
+    assert result["container"]["status"] == "running" and OV.is_mounted(bundle)
+    wait_for(lambda: int(open(count).read() or 0) > before + 3, what="counting on from the checkpoint")
+    ContainerConverger(env.params(cid, state="absent", stop_signal="KILL")).run()
+    B.BundleConverger(bundle_params(bundle, store, name, state="absent")).run()
