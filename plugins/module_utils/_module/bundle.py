@@ -191,6 +191,7 @@ class BundleConverger(object):
             if image is None or image.digest != source.image.digest:
                 raise BundleError("image %s changed in the store while the bundle was built: run "
                                   "the task again" % source.path, field="image")
+            OV.lower_dirs(self.path, wanted_record)  # before anything of the bundle is touched
             source.store.add_user(self.path, image)
             OV.prepare(self.path)
             OV.write_record(self.path, wanted_record)

@@ -81,9 +81,9 @@ def _libc():
     return ctypes, libc
 
 
-def mount(bundle, record):
-    """Mount the overlay the record names on ``<bundle>/rootfs``."""
-    bundle = os.path.realpath(bundle)
+def lower_dirs(bundle, record):
+    """The record's layer directories, top first (overlayfs's lowerdir order); BundleError when the
+    record is malformed or a layer is missing from the store."""
     store = record.get("store")
     layers = record.get("layers")
     if not isinstance(store, str) or not isinstance(layers, list) or not layers:
@@ -98,6 +98,13 @@ def mount(bundle, record):
                 "removed and collected?); build the bundle again"
                 % (bundle, chain, record.get("image"), store), path=directory)
         lower.append(directory)
+    return lower
+
+
+def mount(bundle, record):
+    """Mount the overlay the record names on ``<bundle>/rootfs``."""
+    bundle = os.path.realpath(bundle)
+    lower = lower_dirs(bundle, record)
     upper = os.path.join(bundle, OVERLAY_DIR, "upper")
     work = os.path.join(bundle, OVERLAY_DIR, "work")
     target = os.path.join(bundle, ROOTFS_DIR)
