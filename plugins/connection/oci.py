@@ -156,10 +156,13 @@ from ansible.utils.display import Display
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import (
+    DEFAULT_RUNTIME,
     OciRuntime,
     parse_runtime_log,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.process import ProcessRecord
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.users import resolve_user
 
 display = Display()
 
@@ -171,60 +174,6 @@ SHELL = "/bin/sh"
 WRITE_SCRIPT = 'cat > "$1"'
 READ_SCRIPT = 'cat "$1"'
 SHELL_NOT_FOUND = 127
-
-
-class UserLookupError(ValueError):
-    """A user or group name that the container does not know."""
-
-
-def _table(text):
-    """name -> fields of an /etc/passwd or /etc/group text."""
-    rows = {}
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] and not line.startswith("#"):
-            rows.setdefault(fields[0], fields)
-    return rows
-
-
-def resolve_user(user, passwd_text="", group_text=""):
-    """(uid, gid) for ``uid``, ``uid:gid``, ``name`` or ``name:group`` (either side a number or a
-    name), with names looked up in the container's passwd/group texts. A user without a group gets
-    its primary group from passwd, or 0 when passwd does not know it (as ``runc exec --user``)."""
-    text = str(user).strip()
-    if not text:
-        raise UserLookupError("remote_user is empty")
-    name, sep, group = text.partition(":")
-    if sep and not group:
-        raise UserLookupError("remote_user %r has an empty group" % text)
-    passwd = _table(passwd_text)
-    if name.isdigit():
-        uid = int(name)
-        entry = next((f for f in passwd.values() if f[2] == name), None)
-        primary = entry[3] if entry else "0"
-    elif name in passwd:
-        uid, primary = _number(passwd[name][2], name), passwd[name][3]
-    elif name == "root":
-        uid, primary = 0, "0"
-    else:
-        raise UserLookupError("user %r is not in the container's /etc/passwd" % name)
-    if not sep:
-        return uid, _number(primary, name)
-    if group.isdigit():
-        return uid, int(group)
-    groups = _table(group_text)
-    if group in groups:
-        return uid, _number(groups[group][2], group)
-    if group == "root":
-        return uid, 0
-    raise UserLookupError("group %r is not in the container's /etc/group" % group)
-
-
-def _number(text, name):
-    try:
-        return int(text)
-    except ValueError:
-        raise UserLookupError("the container's entry for %r has no numeric id: %r" % (name, text))
 
 
 def exec_process(recorded_spec, args, user_ids=None):
@@ -263,19 +212,16 @@ class ExecTarget(object):
         self.init = None
         if state_dir:
             layout = L.Layout(state_dir)
-            self.record = L.read_json(layout.state_file(self.container_id))
-            if self.record is not None and not isinstance(self.record, dict):
-                raise AnsibleConnectionFailure("%s is not a container record"
-                                               % layout.state_file(self.container_id))
+            self.record = ContainerRecord.read(layout.state_file(self.container_id))
             if self.record is not None:
                 self.init = ProcessRecord(layout, self.container_id, L.INIT_PROCESS_ID)
                 spec = self.init.spec()
                 self.spec = spec if isinstance(spec, dict) and spec else None
-        record = self.record or {}
-        name = runtime or record.get("runtime") or "runc"
-        root = runtime_root or record.get("runtimeRoot") or None
+        record = self.record
+        name = runtime or (record.runtime if record is not None else DEFAULT_RUNTIME)
+        root = runtime_root or (record.runtime_root if record is not None else None)
         # The recorded global arguments belong to the recorded runtime only.
-        runtime_args = (record.get("runtimeArgs") or []) if name == record.get("runtime", name) else []
+        runtime_args = record.runtime_args if record is not None and name == record.runtime else []
         self.runtime = OciRuntime(name, root=root, runtime_args=runtime_args)
 
     def init_pid(self):
@@ -317,19 +263,17 @@ class Connection(ConnectionBase):
         return self
 
     def _resolve_user(self, user):
-        name, dummy, group = str(user).partition(":")
-        passwd = group_text = ""
-        if not (name.isdigit() and group.isdigit()):
-            # Names (and a uid's primary group) come from the container's own files, read through
-            # its root as the host sees it (its mounts included).
-            passwd, group_text = self._container_file("/etc/passwd"), self._container_file("/etc/group")
+        """(uid, gid) of ``user``: names (and a uid's primary group) come from the container's own
+        /etc/passwd and /etc/group, read through its root as the host sees it (its mounts
+        included), and only when a name needs them."""
         try:
-            return resolve_user(user, passwd, group_text)
-        except UserLookupError as exc:
-            raise AnsibleConnectionFailure("remote_user %r for container %s: %s"
-                                           % (user, self._target.container_id, exc))
+            return resolve_user(user, self._container_file, origin="remote_user")
+        except RuntimeCoreError as exc:
+            raise AnsibleConnectionFailure("container %s: %s" % (self._target.container_id, exc.msg))
 
     def _container_file(self, path):
+        """The text of ``path`` (relative to the container's root: ``etc/passwd``), '' when it
+        cannot be read."""
         target = self._target
         try:
             pid = target.init_pid()
@@ -337,12 +281,12 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure(exc.msg)
         if not pid:
             raise AnsibleConnectionFailure(
-                "container %s does not run (runtime root %s, state_dir %s): its %s cannot be read "
+                "container %s does not run (runtime root %s, state_dir %s): its /%s cannot be read "
                 "to look up remote_user" % (target.container_id,
                                             target.runtime.root or "the runtime's default",
                                             target.state_dir or "none", path))
         try:
-            with open("/proc/%d/root%s" % (pid, path), "rb") as handle:
+            with open("/proc/%d/root/%s" % (pid, path), "rb") as handle:
                 return to_text(handle.read(), errors="surrogate_or_replace")
         except (IOError, OSError):
             return ""

@@ -95,23 +95,20 @@ FILE_SUFFIXES = ("oci_containers.yml", "oci_containers.yaml")
 
 
 def host_vars(state_dir, record, status, pid):
-    """The host variables of one container: what it is, and how the connection plugin reaches it."""
-    labels = {}
-    for item in record.get("labels") or []:
-        key, dummy, value = str(item).partition("=")
-        labels[key] = value
+    """The host variables of one container (``record``: its ContainerRecord): what it is, and how
+    the connection plugin reaches it."""
     return {
         "oci_status": status,
         "oci_pid": pid,
-        "oci_bundle": record.get("bundle"),
-        "oci_labels": labels,
-        "oci_runtime": record.get("runtime") or "runc",
-        "oci_created": record.get("created"),
+        "oci_bundle": record.bundle,
+        "oci_labels": dict(record.labels),
+        "oci_runtime": record.runtime,
+        "oci_created": record.created,
         "oci_state_dir": state_dir,
         "ansible_connection": CONNECTION,
         "ansible_oci_state_dir": state_dir,
-        "ansible_oci_runtime": record.get("runtime") or "runc",
-        "ansible_oci_runtime_root": record.get("runtimeRoot") or None,
+        "ansible_oci_runtime": record.runtime,
+        "ansible_oci_runtime_root": record.runtime_root,
     }
 
 

@@ -15,10 +15,9 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
     StateError,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import DEFAULT_RUNTIME, OciRuntime
 
 DEFAULT_STATE_DIR = "/run/oci-runtime"
-DEFAULT_RUNTIME = "runc"
 DEFAULT_IMAGE_STORE = "/var/lib/oci-runtime/images"
 
 COMMON_ARGUMENT_SPEC = dict(

@@ -15,10 +15,8 @@ import os
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import load_bundle
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
-    BundleError,
-    InvalidIdError,
-)
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import check_labels
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     DEFAULT_RUNTIME,
     build_runtime,
@@ -51,29 +49,23 @@ CONTAINER_OPTIONS = dict(
 
 
 class Option(object):
-    """One comparable property: how to read it from the task and from state.json."""
+    """One comparable property: how to read it from the task; its current value is the
+    ContainerRecord attribute of the same name."""
 
-    def __init__(self, name, record_key, how, desired=None, current=None):
+    def __init__(self, name, how, desired=None):
         self.name = name
-        self.record_key = record_key
         self.how = how
         self._desired = desired or (lambda params: params.get(name))
-        self._current = current or (lambda record: record.get(record_key))
 
     def desired(self, params):
         return self._desired(params)
 
     def current(self, record):
-        return self._current(record)
+        return getattr(record, self.name)
 
 
-def _labels_of_record(record):
-    return dict(str(item).partition("=")[::2] for item in record.get("labels") or [])
-
-
-LABELS = Option("labels", "labels", UPDATE, current=_labels_of_record,
-                desired=lambda p: None if p.get("labels") is None
-                else {str(k): str(v) for k, v in p["labels"].items()})
+LABELS = Option("labels", UPDATE,
+                desired=lambda p: None if p.get("labels") is None else check_labels(p["labels"]))
 
 
 def _given(name, convert=None):
@@ -88,17 +80,14 @@ def _given(name, convert=None):
 
 
 OPTIONS = (
-    Option("bundle", "bundle", RECREATE, desired=_given("bundle", os.path.normpath)),
-    Option("runtime", "runtime", RECREATE, desired=_given("runtime")),
-    Option("runtime_root", "runtimeRoot", RECREATE, desired=_given("runtime_root", os.path.normpath),
-           current=lambda r: r.get("runtimeRoot") or None),
-    Option("runtime_args", "runtimeArgs", RECREATE, desired=_given("runtime_args", list),
-           current=lambda r: list(r.get("runtimeArgs") or [])),
-    Option("stdin", "stdin", RECREATE, desired=_given("stdin")),
-    Option("stdout", "stdout", RECREATE, desired=_given("stdout")),
-    Option("stderr", "stderr", RECREATE, desired=_given("stderr")),
-    Option("no_pivot_root", "noPivotRoot", RECREATE, desired=_given("no_pivot_root", bool),
-           current=lambda r: bool(r.get("noPivotRoot"))),
+    Option("bundle", RECREATE, desired=_given("bundle", os.path.normpath)),
+    Option("runtime", RECREATE, desired=_given("runtime")),
+    Option("runtime_root", RECREATE, desired=_given("runtime_root", os.path.normpath)),
+    Option("runtime_args", RECREATE, desired=_given("runtime_args", list)),
+    Option("stdin", RECREATE, desired=_given("stdin")),
+    Option("stdout", RECREATE, desired=_given("stdout")),
+    Option("stderr", RECREATE, desired=_given("stderr")),
+    Option("no_pivot_root", RECREATE, desired=_given("no_pivot_root", bool)),
     LABELS,
 )
 
@@ -112,12 +101,7 @@ def validate_params(params):
     for key in ("stdin", "stdout", "stderr"):
         if params.get(key) and not os.path.isabs(params[key]):
             raise BundleError("%s must be an absolute path, got %r" % (key, params[key]))
-    for key, value in (params.get("labels") or {}).items():
-        if not key or "=" in key:
-            raise InvalidIdError("label key %r is not valid: it must be non-empty and hold no '='"
-                                 % key)
-        if value is None:
-            raise InvalidIdError("label %r has no value" % key)
+    check_labels(params.get("labels"))
     core.parse_signal(params["stop_signal"])
     for key in ("start_timeout", "stop_timeout"):
         check_seconds(key, params[key])
@@ -142,7 +126,7 @@ class ContainerConverger(object):
         validate_params(params)
         self.params = params
         self.check_mode = check_mode
-        self.extra_labels = {str(k): str(v) for k, v in (extra_labels or {}).items()}
+        self.extra_labels = check_labels(extra_labels)
         self.name = params["name"]
         self.state = params["state"]
         self.layout = L.Layout(params["state_dir"])
@@ -196,8 +180,8 @@ class ContainerConverger(object):
             have = option.current(record)
             if wanted != have:
                 found.append((option.name, option.how, have, wanted))
-        if bundle_config is not None and bundle_config.digest != record.get("configDigest"):
-            found.append(("config_digest", RECREATE, record.get("configDigest"), bundle_config.digest))
+        if bundle_config is not None and bundle_config.digest != record.config_digest:
+            found.append(("config_digest", RECREATE, record.config_digest, bundle_config.digest))
         if self.params.get("force_recreate"):
             found.append(("force_recreate", RECREATE, False, True))
         return found
@@ -226,9 +210,9 @@ class ContainerConverger(object):
             updates = [d for d in differences if d[1] == UPDATE]
             if recreate:
                 if bundle_config is None:
-                    load_bundle(container.record["bundle"])  # raises: say what is missing
+                    load_bundle(container.record.bundle)  # raises: say what is missing
                 self._require_runtime()  # a missing binary fails here, before the removal
-                self.kept_labels = container.labels
+                self.kept_labels = container.record.labels
                 self._note("recreate", "because " + ", ".join(d[0] for d in recreate) + " changed")
                 self._remove(container, before["status"])
                 container, status = None, "absent"
@@ -298,7 +282,7 @@ class ContainerConverger(object):
             raise BundleError("container %r does not exist yet: bundle is required to create it"
                               % self.name)
         try:
-            return load_bundle(container.record["bundle"])
+            return load_bundle(container.record.bundle)
         except BundleError:
             return None
 

@@ -16,7 +16,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkp
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import InvalidIdError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import check_labels
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import damaged_records_hint
 
 # Statuses in which the init process has a cgroup to read.
@@ -37,12 +37,7 @@ def validate_params(params):
     """Raise a core error for input that cannot be right."""
     if params.get("name") is not None:
         L.validate_id(params["name"], "container name")
-    for key, value in (params.get("labels") or {}).items():
-        if not key or "=" in key:
-            raise InvalidIdError("label key %r is not valid: it must be non-empty and hold no '='"
-                                 % key)
-        if value is None:
-            raise InvalidIdError("label %r has no value" % key)
+    check_labels(params.get("labels"))
     if params.get("checkpoint_dir") and not params.get("name"):
         raise ValueError("checkpoint_dir is the checkpoint directory of one container: give name "
                          "with it, or use checkpoint_root for all containers")
@@ -62,7 +57,7 @@ class ContainerInfo(object):
         self.params = params
         self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
-        self.wanted_labels = {str(k): str(v) for k, v in (params.get("labels") or {}).items()}
+        self.wanted_labels = check_labels(params.get("labels"))
         self._runtime = runtime  # tests: one runtime object for every container
         self.cgroup_root = cgroup_root
 
@@ -73,7 +68,7 @@ class ContainerInfo(object):
         for container_id in ids:
             with damaged_records_hint(self.layout, container_id):
                 container = core.Container.load(self.layout, container_id, runtime=self._runtime)
-                if container is None or not labels_match(container.labels, self.wanted_labels):
+                if container is None or not labels_match(container.record.labels, self.wanted_labels):
                     continue
                 containers.append(self.describe(container))
         return {"changed": False, "containers": containers}
@@ -86,7 +81,7 @@ class ContainerInfo(object):
 
     def describe(self, container):
         info = container.describe()  # the one runtime `state` call
-        info["runtime_root"] = container.record.get("runtimeRoot") or None
+        info["runtime_root"] = container.record.runtime_root
         info["checkpoints"] = ckpt.CheckpointStore(self.checkpoint_dir(container.id)).list()
         info["resources"], info["stats"] = self.cgroup_view(info)
         return info

@@ -47,6 +47,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import contai
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import BundleConfig
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 
 MANAGED_LABEL = "oci.runtime.managed-by"
 DEFAULT_MANAGED_BY = "containers"
@@ -342,7 +343,7 @@ class Pruner(object):
         self.check_mode = check_mode
 
     def managed(self, container):
-        return container is not None and container.labels.get(MANAGED_LABEL) == self.managed_by
+        return container is not None and container.record.labels.get(MANAGED_LABEL) == self.managed_by
 
     def run(self):
         """The container module's result (with ``name``), or None when it is not ours to prune."""
@@ -374,9 +375,8 @@ def prune_candidates(state_dir, declared, managed_by):
     for name in layout.container_ids():
         if name in declared:
             continue
-        record = L.read_json(layout.state_file(name))
-        labels = record.get("labels") if isinstance(record, dict) else None
-        if "%s=%s" % (MANAGED_LABEL, managed_by) in (labels or []):
+        record = ContainerRecord.read(layout.state_file(name))
+        if record is not None and record.labels.get(MANAGED_LABEL) == managed_by:
             names.append(name)
     return names
 

@@ -201,8 +201,8 @@ class CheckpointStore(object):
             "exit": bool(options.get("exit")),
             "emptyNS": list(options.get("emptyNS") or []),
             "container": container.id,
-            "bundle": container.record.get("bundle"),
-            "configDigest": container.record.get("configDigest"),
+            "bundle": container.record.bundle,
+            "configDigest": container.record.config_digest,
         }
         L.atomic_write(os.path.join(staging, META_FILE), json.dumps(meta, indent=2) + "\n")
         if os.path.exists(final):

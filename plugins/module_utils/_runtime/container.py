@@ -1,6 +1,6 @@
 # Copyright (c) oci.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A container (the seed's Container): its state.json, its init process and its lifecycle verbs.
+"""A container: its record (state.json, see record.py), its init process and its lifecycle verbs.
 
 Callers hold the container's lock (``layout.ContainerLock``) around anything that changes it.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import signal as signals
-import time
 
 from . import layout as L
 from . import networking
 from .bundle import load_bundle
 from .overlay import ensure_mounted as ensure_rootfs_mounted
-from .oci import OciRuntime
+from .oci import default_runtime_root
 from .errors import (
     BundleError,
     ContainerExitedError,
@@ -34,9 +33,10 @@ from .process import (
     find_shims,
     prepare_process_dir,
 )
+from .record import ContainerRecord, utc_now
 from .shim import process_start_time
 
-# The seed's states, plus "created" (the runtime created it but it was never started).
+# The container statuses: the runtime's (created: created but never started), and absent.
 RUNNING = "running"
 PAUSED = "paused"
 STOPPED = "stopped"
@@ -64,59 +64,10 @@ def parse_signal(value):
     return int(number)
 
 
-def default_runtime_root(runtime_name):
-    """Where a runtime keeps its state when no --root is given (as root)."""
-    return "/run/crun" if "crun" in os.path.basename(runtime_name or "") else "/run/runc"
-
-
 def runtime_may_know(runtime_name, root, container_id):
     """Whether the runtime has a state directory for ``container_id``: a stat, no runtime call,
     so that creating a new container costs nothing extra."""
     return os.path.isdir(os.path.join(root or default_runtime_root(runtime_name), container_id))
-
-
-# The types of the state.json fields the core reads (anything else is kept as it is).
-_RECORD_TYPES = (
-    ("bundle", (str,), True),
-    ("labels", (list,), False),
-    ("stdin", (str,), False),
-    ("stdout", (str,), False),
-    ("stderr", (str,), False),
-    ("runtime", (str,), False),
-    ("runtimeRoot", (str,), False),
-    ("runtimeArgs", (list,), False),
-    ("noPivotRoot", (bool,), False),
-    ("configDigest", (str,), False),
-    ("created", (str,), False),
-)
-
-
-def record_problem(record):
-    """What is wrong with a parsed state.json, or '' when the core can use it."""
-    if not isinstance(record, dict):
-        return "it holds a JSON %s, not an object" % type(record).__name__
-    for key, types, required in _RECORD_TYPES:
-        value = record.get(key)
-        if value is None:
-            if required:
-                return "%r is missing" % key
-            continue
-        if not isinstance(value, types):
-            return "%r is a %s, not a %s" % (key, type(value).__name__, types[0].__name__)
-    for key in ("labels", "runtimeArgs"):
-        if not all(isinstance(item, str) for item in record.get(key) or []):
-            return "%r must hold only strings" % key
-    return ""
-
-
-def runtime_of_record(record):
-    """The OciRuntime a container was created with, from its state.json."""
-    return OciRuntime(record.get("runtime") or "runc", root=record.get("runtimeRoot") or None,
-                      runtime_args=record.get("runtimeArgs") or [])
-
-
-def utc_now():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Container(object):
@@ -135,47 +86,30 @@ class Container(object):
 
     @classmethod
     def load(cls, layout, container_id, runtime=None):
-        """The recorded container, or None if this state dir has no record of it (seed: Load).
+        """The recorded container, or None if this state dir has no record of it.
 
         Without ``runtime`` it is driven by the runtime it was created with (from state.json)."""
-        path = layout.state_file(container_id)
         if os.path.islink(layout.container_dir(container_id)):
             raise StateError("%s is a symlink; refusing to follow it out of the state dir (remove "
                              "it)" % layout.container_dir(container_id),
                              path=layout.container_dir(container_id))
-        record = L.read_json(path)
+        record = ContainerRecord.read(layout.state_file(container_id))
         if record is None:
             return None
-        problem = record_problem(record)
-        if problem:
-            raise StateError("%s is not a container record: %s" % (path, problem), path=path)
-        return cls(layout, runtime or runtime_of_record(record), container_id, record)
+        return cls(layout, runtime or record.oci_runtime(), container_id, record)
 
     @classmethod
     def register(cls, layout, runtime, container_id, bundle, labels=None, stdio=None,
                  no_pivot_root=False):
         """Write state.json for a container that is not running yet (status: stopped)."""
         config = load_bundle(bundle)
-        stdio = stdio or {}
-        record = {
-            "schemaVersion": L.SCHEMA_VERSION,
-            "bundle": config.bundle,
-            "labels": ["%s=%s" % (k, v) for k, v in sorted((labels or {}).items())],
-            "stdin": stdio.get("stdin") or "",
-            "stdout": stdio.get("stdout") or "",
-            "stderr": stdio.get("stderr") or "",
-            "runtime": runtime.name,
-            "runtimeRoot": runtime.root or "",
-            "runtimeArgs": list(runtime.runtime_args),
-            "shim": "",
-            "noPivotRoot": bool(no_pivot_root),
-            "configDigest": config.digest,
-            "created": utc_now(),
-        }
+        record = ContainerRecord.for_runtime(
+            runtime, config.bundle, labels=labels, stdio=stdio, no_pivot_root=no_pivot_root,
+            config_digest=config.digest, created=utc_now())
         layout.ensure_state_dir()
-        directory = L.make_private_dir(layout.container_dir(container_id))
-        L.atomic_write_json(os.path.join(directory, L.STATE_FILE), record)
+        L.make_private_dir(layout.container_dir(container_id))
         container = cls(layout, runtime, container_id, record)
+        container.save()
         if not os.path.isdir(container.init.dir):
             # Nothing of ours ever ran under this id: spare the runtime a `state` call. (A runtime
             # container left by someone else under this id makes the create fail, and say so.)
@@ -200,7 +134,7 @@ class Container(object):
         pid = state.get("pid") if status in (RUNNING, PAUSED, CREATED) else None
         shims = find_shims(layout, container_id, L.INIT_PROCESS_ID)
         if pid and not shims:
-            root = runtime.root or default_runtime_root(runtime.name)
+            root = runtime.state_root
             raise StateError(
                 "container %r is %s in the runtime (%s --root %s, pid %s, bundle %s) but %s has no "
                 "record of it and no shim of this state_dir watches it: it was made elsewhere, or "
@@ -214,29 +148,17 @@ class Container(object):
             config = load_bundle(bundle)
         except BundleError:
             config = None
-        record = {
-            "schemaVersion": L.SCHEMA_VERSION,
-            "bundle": bundle,
-            "labels": [],
-            "stdin": "",
-            "stdout": "",
-            "stderr": "",
-            "runtime": runtime.name,
-            "runtimeRoot": runtime.root or "",
-            "runtimeArgs": list(runtime.runtime_args),
-            "shim": "shim" if shims else "",
-            "noPivotRoot": False,
-            "configDigest": config.digest if config is not None else "",
-            "created": state.get("created") or utc_now(),
-            "adopted": utc_now(),
-        }
+        record = ContainerRecord.for_runtime(
+            runtime, bundle, shim="shim" if shims else "",
+            config_digest=config.digest if config is not None else "",
+            created=state.get("created") or utc_now(), adopted=utc_now())
         layout.ensure_state_dir()
         L.make_private_dir(layout.container_dir(container_id))
         container = cls(layout, runtime, container_id, record)
         L.make_private_dir(container.init.dir)
         if config is not None:
             spec = dict(config.process)
-            spec.update({"exec": False, "runtimeArgs": record["runtimeArgs"], "noPivotRoot": False,
+            spec.update({"exec": False, "runtimeArgs": record.runtime_args, "noPivotRoot": False,
                          "checkpoint": ""})
             L.atomic_write_json(container.init.path(L.PROCESS_FILE), spec)
         if pid:
@@ -253,18 +175,10 @@ class Container(object):
         return container
 
     def save(self):
-        L.atomic_write_json(self.layout.state_file(self.id), self.record)
-
-    @property
-    def labels(self):
-        result = {}
-        for item in self.record.get("labels") or []:
-            key, dummy_sep, value = str(item).partition("=")
-            result[key] = value
-        return result
+        self.record.write(self.layout.state_file(self.id))
 
     def set_labels(self, labels):
-        self.record["labels"] = ["%s=%s" % (k, v) for k, v in sorted(labels.items())]
+        self.record.labels = dict(labels)
         self.save()
 
     # --- what is true now ---------------------------------------------------------------------
@@ -308,7 +222,7 @@ class Container(object):
         or its records were rebuilt from the runtime's): exit_status is then null, not an
         invented number. ``status`` and ``exit_status`` as describe() found them."""
         return status == STOPPED and exit_status is None and (
-            os.path.exists(self.init.path(L.PID_FILE)) or bool(self.record.get("adopted")))
+            os.path.exists(self.init.path(L.PID_FILE)) or bool(self.record.adopted))
 
     def describe(self):
         """The container as modules return it."""
@@ -320,14 +234,14 @@ class Container(object):
             "id": self.id,
             "status": status,
             "pid": pid,
-            "bundle": self.record.get("bundle"),
-            "created": self.record.get("created"),
-            "labels": self.labels,
-            "runtime": self.record.get("runtime"),
+            "bundle": self.record.bundle,
+            "created": self.record.created,
+            "labels": dict(self.record.labels),
+            "runtime": self.record.runtime,
             "shim_pid": shim_pid if shim_alive else None,
             "exit_status": exit_status,
             "exit_status_unknown": self.exit_status_unknown(status, exit_status),
-            "config_digest": self.record.get("configDigest"),
+            "config_digest": self.record.config_digest,
             "processes": [record.describe() for record in self.process_records()],
             "networks": networking.describe(self.layout, self.id),
         }
@@ -356,41 +270,41 @@ class Container(object):
         """Create the init process under a new shim (runtime ``create``); the runtime's status is
         then ``created``. Refreshes the config digest from the bundle as it is now."""
         self._launch_init(timeout, lambda pid_file, log_file: self.runtime.create_argv(
-            self.id, self.record["bundle"], pid_file, log_file, self.record.get("noPivotRoot")))
+            self.id, self.record.bundle, pid_file, log_file, self.record.no_pivot_root))
 
     def restore(self, checkpoint_name, image_path, work_path, extra_args, criu, timeout):
         """Restore the init process from CRIU images under a new shim (runtime ``restore
         --detach``); the container then runs. The images are only read, never changed."""
         try:
             self._launch_init(timeout, lambda pid_file, log_file: self.runtime.restore_argv(
-                self.id, self.record["bundle"], image_path, work_path, pid_file, log_file, criu,
-                extra_args, self.record.get("noPivotRoot")), checkpoint_name)
+                self.id, self.record.bundle, image_path, work_path, pid_file, log_file, criu,
+                extra_args, self.record.no_pivot_root), checkpoint_name)
         except Exception:
             unmount_below([work_path])  # CRIU's cgroup yard, when CRIU was killed mid-restore
             raise
         self._runtime_state_after(RUNNING)  # `restore --detach` returned: it runs
 
     def _launch_init(self, timeout, build_argv, checkpoint_name=""):
-        ensure_rootfs_mounted(self.record["bundle"])  # an image bundle's overlay, after a reboot
-        config = load_bundle(self.record["bundle"])
+        ensure_rootfs_mounted(self.record.bundle)  # an image bundle's overlay, after a reboot
+        config = load_bundle(self.record.bundle)
         self._reset_init()
         uid, gid = config.root_ids()
         spec = dict(config.process)
         spec.update({
             "exec": False,
-            "runtimeArgs": self.record.get("runtimeArgs") or [],
-            "noPivotRoot": bool(self.record.get("noPivotRoot")),
+            "runtimeArgs": list(self.record.runtime_args),
+            "noPivotRoot": self.record.no_pivot_root,
             "checkpoint": checkpoint_name,
             "rootUID": uid,
             "rootGID": gid,
         })
-        stdio = prepare_process_dir(self.init, spec, self.record.get("stdin"),
-                                    self.record.get("stdout"), self.record.get("stderr"),
+        stdio = prepare_process_dir(self.init, spec, self.record.stdin,
+                                    self.record.stdout, self.record.stderr,
                                     fresh=False)
         argv = build_argv(self.init.path(L.PID_FILE), self.init.path(L.RUNTIME_LOG_FILE))
-        self.record["configDigest"] = config.digest
-        self.record["created"] = utc_now()
-        self.record["shim"] = "shim"  # seed field: which shim runs it (ours, in .shim/)
+        self.record.config_digest = config.digest
+        self.record.created = utc_now()
+        self.record.shim = "shim"  # which shim runs it (ours, in .shim/)
         self.save()
         self.forget_runtime_state()
         try:
@@ -517,7 +431,7 @@ class Container(object):
             self.runtime.delete(self.id, force=True)
         except RuntimeCommandError:
             pass
-        root = self.runtime.root or "/run/runc"
+        root = self.runtime.state_root
         unmount_below([os.path.join(root, self.id)])
         remove_empty_cgroups(self._cgroups_path())
         self.forget_runtime_state()
@@ -525,7 +439,7 @@ class Container(object):
     def _cgroups_path(self):
         """Where runc puts the container's cgroup: linux.cgroupsPath, or /<id> by default."""
         try:
-            path = (load_bundle(self.record["bundle"]).config.get("linux") or {}).get("cgroupsPath")
+            path = (load_bundle(self.record.bundle).config.get("linux") or {}).get("cgroupsPath")
         except RuntimeCoreError:
             path = None
         return path if path and path.startswith("/") else "/" + self.id

@@ -109,6 +109,11 @@ class BundleError(RuntimeCoreError):
     """A bundle directory or its config.json is missing or unusable."""
 
 
+class UserLookupError(BundleError):
+    """A user string that is not ``uid[:gid]`` or ``name[:group]``, or a name that the root
+    filesystem's /etc/passwd or /etc/group does not know."""
+
+
 class StateError(RuntimeCoreError):
     """Our on-disk records are unreadable, inconsistent, or cannot be written."""
 

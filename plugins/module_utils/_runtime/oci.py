@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Mapping
     from typing import Any, List  # List: below OciRuntime.list, list is that method
 
+DEFAULT_RUNTIME = "runc"
 DEFAULT_TIMEOUT = 120
 SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -40,6 +41,11 @@ def resolve_binary(runtime: str) -> str:
     raise RuntimeNotFoundError(
         "OCI runtime %r not found%s; install it (e.g. apt-get install runc) or set runtime to the "
         "path of the binary" % (runtime, "" if "/" in runtime else " on PATH"))
+
+
+def default_runtime_root(runtime: str) -> str:
+    """Where a runtime (a name or a path) keeps its state when no --root is given (as root)."""
+    return "/run/crun" if "crun" in os.path.basename(runtime or "") else "/run/runc"
 
 
 def parse_runtime_log(text: str) -> str:
@@ -68,7 +74,7 @@ def parse_runtime_log(text: str) -> str:
 class OciRuntime(object):
     """One runtime binary with its root directory and extra global arguments."""
 
-    def __init__(self, runtime: str = "runc", root: str | None = None,
+    def __init__(self, runtime: str = DEFAULT_RUNTIME, root: str | None = None,
                  runtime_args: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.name = runtime
         self.binary = resolve_binary(runtime)
@@ -76,6 +82,11 @@ class OciRuntime(object):
         self.runtime_args = list(runtime_args or [])
         self.timeout = timeout
         self.calls = 0  # how often the binary ran: benchmarks and tests count no-op cost with it
+
+    @property
+    def state_root(self) -> str:
+        """The directory the runtime keeps its containers' state in: --root, else its default."""
+        return self.root or default_runtime_root(self.name)
 
     @property
     def flavor(self) -> str:

@@ -304,7 +304,7 @@ def rootfs_is_dir(bundle):
 
 
 def user_file_reader(root):
-    """``read_file(relpath)`` for spec.resolve_user, reading a built tree (resolved inside it)."""
+    """``read_file(relpath)`` for users.resolve_user, reading a built tree (resolved inside it)."""
     return lambda relpath: read_in_root(root, relpath)
 
 

@@ -22,6 +22,7 @@ import re
 from . import networking
 from .errors import BundleError
 from .resources import ResourceError, parse_request, update_document
+from .users import USER_RE, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ENV = ("PATH=" + DEFAULT_PATH, "TERM=xterm")
@@ -59,7 +60,6 @@ SETTINGS = ("args", "env", "cwd", "hostname", "user", "readonly_rootfs", "mounts
             "capabilities", "resources", "annotations", "spec", "networks")
 
 _ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
-_USER_RE = re.compile(r"^[^:\s]+(:[^:\s]+)?$")
 
 
 def default_spec():
@@ -213,7 +213,7 @@ def check_settings(params, online_cpus=None, online_mems=None):
     user = params.get("user")
     if user is not None:
         user = str(user).strip()
-        if not _USER_RE.match(user):
+        if not USER_RE.match(user):
             _fail("user", "%r is not 'uid[:gid]' (or 'name[:group]')" % (params.get("user"),))
         settings["user"] = user
 
@@ -344,65 +344,6 @@ def _check_resources(resources, online_cpus, online_mems):
     return update_document(request)
 
 
-# --- users ----------------------------------------------------------------------------------------
-
-def _table(text):
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] and not line.startswith("#"):
-            yield fields
-
-
-def resolve_user(user, read_file, origin="user"):
-    """(uid, gid) of ``user`` ('uid', 'uid:gid', 'name', 'name:group', ...).
-
-    Numbers are used as they are; names are looked up in the root filesystem's /etc/passwd and
-    /etc/group through ``read_file(relpath)`` (text or None). A user without a group gets the
-    primary group of its passwd entry, or 0 when it has none (what Docker does).
-    """
-    name, _sep, group = user.partition(":")
-    passwd = None
-    if name.isdigit():
-        uid = int(name)
-    else:
-        passwd = read_file("etc/passwd")
-        entry = next((f for f in _table(passwd) if f[0] == name), None)
-        if entry is None:
-            raise BundleError("%s %r: no such user in the root filesystem's /etc/passwd" % (origin, user))
-        uid = _id(entry[2], origin, user)
-    if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            entry = next((f for f in _table(read_file("etc/group")) if f[0] == group), None)
-            if entry is None:
-                raise BundleError("%s %r: no such group in the root filesystem's /etc/group"
-                                  % (origin, user))
-            gid = _id(entry[2], origin, user)
-        return uid, gid
-    if passwd is None:
-        passwd = read_file("etc/passwd")
-    entry = next((f for f in _table(passwd) if f[2] == str(uid)), None) if name.isdigit() else \
-        next((f for f in _table(passwd) if f[0] == name), None)
-    return uid, (_id(entry[3], origin, user) if entry is not None else 0)
-
-
-def _id(text, origin, user):
-    try:
-        return int(text)
-    except ValueError:
-        raise BundleError("%s %r: /etc/passwd or /etc/group holds a non-numeric id %r"
-                          % (origin, user, text))
-
-
-def needs_lookup(user):
-    """Whether resolving ``user`` reads the root filesystem (anything but 'uid:gid' numbers)."""
-    if user is None:
-        return False
-    name, _sep, group = user.partition(":")
-    return not (name.isdigit() and group.isdigit())
-
-
 # --- the image's defaults -------------------------------------------------------------------------
 
 def image_defaults(image_config):
@@ -456,8 +397,6 @@ def build_config(settings, image_config=None, rootfs_digest=None, read_file=None
 
     user, origin = effective_user(settings, image_config)
     if user is not None:
-        if not _USER_RE.match(user):
-            raise BundleError("%s %r is not 'uid[:gid]' or 'name[:group]'" % (origin, user))
         uid, gid = resolve_user(user, read_file or (lambda path: None), origin)
         process["user"] = {"uid": uid, "gid": gid}
 

@@ -18,48 +18,54 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import Oc
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
-# a comment
 app:x:1000:1001:app:/home/app:/bin/sh
-svc:x:999:999::/:/usr/sbin/nologin
-broken:x:abc:0::/:/bin/sh
 """
 GROUP = "root:x:0:\nstaff:x:50:app\napp:x:1001:\n"
 
 
-# --- users -----------------------------------------------------------------------------------------
+# --- users (users.resolve_user, through the container's files) -----------------------------------
+
+def _reading(files):
+    """A connection whose container's files are ``files`` (path -> text); what it read."""
+    connection = plugin.Connection.__new__(plugin.Connection)
+    connection._target = _Target("/bin/true")
+    read = []
+    connection._container_file = lambda path: read.append(path) or files.get(path, "")
+    return connection, read
+
 
 @pytest.mark.parametrize("user, ids", [
-    ("0", (0, 0)),
-    ("1000", (1000, 1001)),        # primary group from passwd
-    ("4242", (4242, 0)),           # unknown uid: group 0, as runc exec --user does
-    ("1000:7", (1000, 7)),
     ("app", (1000, 1001)),
     ("app:staff", (1000, 50)),
-    ("app:0", (1000, 0)),
-    ("svc:root", (999, 0)),
-    ("1000:staff", (1000, 50)),
-    (" app ", (1000, 1001)),
+    ("1000", (1000, 1001)),
+    ("4242", (4242, 0)),
 ])
-def test_resolve_user(user, ids):
-    assert plugin.resolve_user(user, PASSWD, GROUP) == ids
+def test_remote_user_names_come_from_the_container(user, ids):
+    connection, dummy = _reading({"etc/passwd": PASSWD, "etc/group": GROUP})
+    assert connection._resolve_user(user) == ids
 
 
-def test_root_without_passwd():
-    assert plugin.resolve_user("root") == (0, 0)
-    assert plugin.resolve_user("root:root") == (0, 0)
-    assert plugin.resolve_user("0:0") == (0, 0)
+def test_remote_user_root_without_passwd_is_0_0():
+    connection, dummy = _reading({})
+    assert connection._resolve_user("root") == (0, 0)
+    assert connection._resolve_user("root:root") == (0, 0)
+
+
+def test_remote_user_numbers_read_nothing():
+    connection, read = _reading({})
+    assert connection._resolve_user("0:0") == (0, 0)
+    assert read == []
 
 
 @pytest.mark.parametrize("user, words", [
-    ("nobody", "'nobody' is not in the container's /etc/passwd"),
-    ("app:wheel", "'wheel' is not in the container's /etc/group"),
-    ("broken", "no numeric id"),
-    ("", "empty"),
-    ("app:", "empty group"),
+    ("nobody", "container web: remote_user 'nobody': no such user in /etc/passwd"),
+    ("app:wheel", "no such group in /etc/group"),
+    ("app:", "is not 'uid[:gid]' or 'name[:group]'"),
 ])
-def test_resolve_user_errors(user, words):
-    with pytest.raises(plugin.UserLookupError) as info:
-        plugin.resolve_user(user, PASSWD, GROUP)
+def test_remote_user_errors(user, words):
+    connection, dummy = _reading({"etc/passwd": PASSWD, "etc/group": GROUP})
+    with pytest.raises(AnsibleConnectionFailure) as info:
+        connection._resolve_user(user)
     assert words in str(info.value)
 
 

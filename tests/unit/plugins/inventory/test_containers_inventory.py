@@ -15,13 +15,14 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
 from ansible_collections.oci.runtime.plugins.inventory import containers as plugin
-from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeNotFoundError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 
 
 def test_host_vars_of_a_running_container():
-    record = {"bundle": "/srv/web", "labels": ["app=web", "tier=front=1"], "runtime": "crun",
-              "runtimeRoot": "/run/crun-root", "created": "2026-11-30T07:00:00Z"}
+    record = ContainerRecord.from_json(
+        {"bundle": "/srv/web", "labels": ["app=web", "tier=front=1"], "runtime": "crun",
+         "runtimeRoot": "/run/crun-root", "created": "2026-11-30T07:00:00Z"}, "state.json")
     assert plugin.host_vars("/run/oci-runtime", record, "running", 4242) == {
         "oci_status": "running",
         "oci_pid": 4242,
@@ -38,7 +39,8 @@ def test_host_vars_of_a_running_container():
 
 
 def test_host_vars_defaults():
-    variables = plugin.host_vars("/s", {"bundle": "/b"}, "stopped", None)
+    variables = plugin.host_vars("/s", ContainerRecord.from_json({"bundle": "/b"}, "state.json"),
+                                 "stopped", None)
     assert variables["oci_labels"] == {}
     assert variables["oci_runtime"] == variables["ansible_oci_runtime"] == "runc"
     assert variables["ansible_oci_runtime_root"] is None  # the runtime's default
@@ -88,12 +90,12 @@ def _record(state_dir, container_id, labels=(), runtime="runc"):
 
 
 def _parse(tmp_path, monkeypatch, config, states=None, broken=()):
-    def runtime_of_record(record):
-        if record["runtime"] in broken:
-            raise RuntimeNotFoundError("OCI runtime %r not found" % record["runtime"])
+    def oci_runtime(record):
+        if record.runtime in broken:
+            raise RuntimeNotFoundError("OCI runtime %r not found" % record.runtime)
         return FakeRuntime(states or {})
 
-    monkeypatch.setattr(core, "runtime_of_record", runtime_of_record)
+    monkeypatch.setattr(ContainerRecord, "oci_runtime", oci_runtime)
     source = tmp_path / "test.oci_containers.yml"
     source.write_text(config)
     inventory = InventoryData()

@@ -17,6 +17,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
     InvalidIdError,
     RuntimeNotFoundError,
 )
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 
 
 class FakeBundleConfig(object):
@@ -26,10 +27,10 @@ class FakeBundleConfig(object):
 
 
 class FakeContainer(object):
-    """Container-like: only the ``record`` dict that differences() reads."""
+    """Container-like: only the ``record`` that differences() reads (from a state.json dict)."""
 
     def __init__(self, **record):
-        self.record = record
+        self.record = ContainerRecord.from_json(record, "state.json")
 
 
 def _record(**overrides):
@@ -81,11 +82,11 @@ def _diff(tmp_path, record=None, digest="sha256:aaa", **params):
 # --- Option -----------------------------------------------------------------------------------------
 
 def test_option_defaults():
-    option = adapter.Option("stdin", "stdin", adapter.RECREATE)
+    option = adapter.Option("stdin", adapter.RECREATE)
     assert option.desired({"stdin": "/x"}) == "/x"
     assert option.desired({}) is None
-    assert option.current({"stdin": "/y"}) == "/y"
-    assert option.current({}) is None
+    assert option.current(ContainerRecord("/b", stdio={"stdin": "/y"})) == "/y"
+    assert option.current(ContainerRecord("/b")) == ""
 
 
 def test_option_table():
@@ -100,8 +101,9 @@ def test_labels_option():
     assert adapter.LABELS.desired({"labels": None}) is None
     assert adapter.LABELS.desired({}) is None
     assert adapter.LABELS.desired({"labels": {"a": 1, 2: True}}) == {"a": "1", "2": "True"}
-    assert adapter.LABELS.current({"labels": ["a=1", "b=x=y", "c="]}) == {"a": "1", "b": "x=y", "c": ""}
-    assert adapter.LABELS.current({}) == {}
+    record = ContainerRecord.from_json({"bundle": "/b", "labels": ["a=1", "b=x=y", "c="]}, "state.json")
+    assert adapter.LABELS.current(record) == {"a": "1", "b": "x=y", "c": ""}
+    assert adapter.LABELS.current(ContainerRecord("/b")) == {}
 
 
 # --- differences -------------------------------------------------------------------------------------

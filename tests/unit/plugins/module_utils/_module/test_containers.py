@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.oci.runtime.plugins.module_utils._module import container as adapter
 from ansible_collections.oci.runtime.plugins.module_utils._module import containers as plural
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 
 MANAGED = {plural.MANAGED_LABEL: "containers"}
 
@@ -44,7 +45,7 @@ def _task(tmp_path, items, **overrides):
 
 class FakeContainer(object):
     def __init__(self, **record):
-        self.record = record
+        self.record = ContainerRecord.from_json(record, "state.json")
 
 
 @pytest.fixture

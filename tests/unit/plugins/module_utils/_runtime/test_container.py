@@ -16,6 +16,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
     ContainerExitedError,
     StateError,
 )
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.shim import process_start_time
 
 
@@ -82,12 +83,12 @@ class FakeRuntime(object):
 
 def _make(tmp_path, state=None, pid=None, start_time="auto", exit_status=None, shim_pid=None):
     layout = L.Layout(str(tmp_path / "state"))
-    record = {"bundle": "/b", "runtime": "runc", "labels": ["b=2", "a=1=x"], "created": "now",
-              "configDigest": "sha256:0"}
+    data = {"bundle": "/b", "runtime": "runc", "labels": ["b=2", "a=1=x"], "created": "now",
+            "configDigest": "sha256:0"}
     runtime = FakeRuntime(state)
-    container = core.Container(layout, runtime, "c1", record)
+    container = core.Container(layout, runtime, "c1", ContainerRecord.from_json(data, "state.json"))
     os.makedirs(container.init.dir)
-    L.atomic_write_json(layout.state_file("c1"), record)
+    L.atomic_write_json(layout.state_file("c1"), data)
     if pid is not None:
         L.atomic_write(container.init.path(L.PID_FILE), "%d\n" % pid)
         if start_time == "auto":
@@ -177,7 +178,7 @@ def test_describe(tmp_path):
         "id": "c1", "status": "running", "pid": me, "bundle": "/b", "created": "now",
         "labels": {"a": "1=x", "b": "2"}, "runtime": "runc", "shim_pid": me, "exit_status": None,
         "exit_status_unknown": False,
-        "config_digest": "sha256:0", "processes": []}
+        "config_digest": "sha256:0", "processes": [], "networks": []}
 
 
 def test_describe_stopped_hides_pid_and_dead_shim(tmp_path):
@@ -204,9 +205,9 @@ def test_stop_of_stopped_container_raises(tmp_path):
 
 def test_labels_and_set_labels(tmp_path):
     container, dummy = _make(tmp_path)
-    assert container.labels == {"a": "1=x", "b": "2"}
+    assert container.record.labels == {"a": "1=x", "b": "2"}
     container.set_labels({"z": "26", "k": "v=w"})
-    assert container.record["labels"] == ["k=v=w", "z=26"]
+    assert container.record.labels == {"k": "v=w", "z": "26"}
     assert L.read_json(container.layout.state_file("c1"))["labels"] == ["k=v=w", "z=26"]
 
 
@@ -218,7 +219,7 @@ def test_load(tmp_path):
         json.dump({"bundle": "/b", "runtime": "/nonexistent/runc"}, handle)
     runtime = FakeRuntime()
     loaded = core.Container.load(layout, "c1", runtime=runtime)
-    assert loaded.runtime is runtime and loaded.record["bundle"] == "/b"
+    assert loaded.runtime is runtime and loaded.record.bundle == "/b"
 
 
 @pytest.mark.parametrize("content", ["[]", '{"no": "bundle"}', '{"bundle": 5}', "{broken"])
@@ -230,13 +231,3 @@ def test_load_rejects_bad_record(tmp_path, content):
     with pytest.raises(StateError) as info:
         core.Container.load(layout, "c1", runtime=FakeRuntime())
     assert layout.state_file("c1") in str(info.value)
-
-
-def test_runtime_of_record(tmp_path):
-    exe = tmp_path / "myruntime"
-    exe.write_text("#!/bin/sh\nexit 0\n")
-    exe.chmod(0o755)
-    rt = core.runtime_of_record({"runtime": str(exe), "runtimeRoot": "/r", "runtimeArgs": ["--debug"]})
-    assert rt.binary == str(exe) and rt.root == "/r" and rt.runtime_args == ["--debug"]
-    rt = core.runtime_of_record({"runtime": str(exe), "runtimeRoot": ""})
-    assert rt.root is None and rt.runtime_args == []

@@ -166,44 +166,6 @@ def test_capabilities_all():
     assert settings(capabilities=["ALL", "kill"])["capabilities"] == list(S.KNOWN_CAPABILITIES)
 
 
-# --- users ----------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("user, expected, reads", [
-    ("0:0", (0, 0), []),
-    ("1000:50", (1000, 50), []),
-    ("1000", (1000, 1001), ["etc/passwd"]),
-    ("4242", (4242, 0), ["etc/passwd"]),
-    ("app", (1000, 1001), ["etc/passwd"]),
-    ("app:staff", (1000, 50), ["etc/passwd", "etc/group"]),
-    ("app:7", (1000, 7), ["etc/passwd"]),
-    ("1000:staff", (1000, 50), ["etc/group"]),
-    ("root", (0, 0), ["etc/passwd"]),
-])
-def test_resolve_user(user, expected, reads):
-    read = files()
-    assert S.resolve_user(user, read) == expected
-    assert sorted(set(read.calls)) == sorted(reads)
-    assert S.needs_lookup(user) == bool(reads)
-
-
-@pytest.mark.parametrize("user, words", [
-    ("nobody", "no such user"),
-    ("app:nogroup", "no such group"),
-    ("weird", "non-numeric id"),
-])
-def test_resolve_user_refuses(user, words):
-    with pytest.raises(BundleError) as err:
-        S.resolve_user(user, files(), origin="the image's User")
-    assert err.value.msg.startswith("the image's User %r" % user)
-    assert words in err.value.msg
-
-
-def test_resolve_user_without_passwd():
-    assert S.resolve_user("1000", files(passwd=None)) == (1000, 0)
-    with pytest.raises(BundleError):
-        S.resolve_user("app", files(passwd=None))
-
-
 # --- the image's defaults and the config ----------------------------------------------------------
 
 IMAGE_CONFIG = {
