@@ -44,7 +44,8 @@ def _collections_root():
     return root
 
 
-sys.path.insert(0, _collections_root())
+COLLECTIONS = _collections_root()
+sys.path.insert(0, COLLECTIONS)
 # pylint: disable=wrong-import-position
 from ansible_collections.oci.runtime.plugins.module_utils._module import bundle as B  # noqa: E402
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger  # noqa: E402
@@ -135,6 +136,42 @@ def ours(work, name, count):
     return result
 
 
+def ansible_side(work, name, count, collections):
+    """Wall seconds of ansible-playbook bench/playbooks/images.yml (image + containers with builds,
+    one task each), its rerun, and of a playbook that does nothing (Ansible's start-up)."""
+    inventory = os.path.join(work, "inventory.ini")
+    with open(inventory, "w") as handle:
+        handle.write("bench ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    store = os.path.join(work, "ansible-store")
+    extra = {"bench_store": store, "bench_state_dir": os.path.join(work, "ansible-state"),
+             "bench_runtime_root": os.path.join(work, "ansible-runc"), "bench_image": name,
+             "bench_items": [{"name": "bench-ans-%d" % i, "bundle": os.path.join(work, "ansible-b%d" % i),
+                              "build": {"image": name, "args": ["sleep", "3600"]}}
+                             for i in range(count)]}
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR="1",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+    def play(name_, variables):
+        argv = [binary, "-i", inventory, os.path.join(REPO, "bench", "playbooks", name_), "-e",
+                json.dumps(variables)]
+        start = time.monotonic()
+        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (name_, proc.stdout[-3000:]))
+        return time.monotonic() - start
+
+    result = {"startup": play("noop.yml", {}), "first": play("images.yml", extra)}
+    result["rerun"] = play("images.yml", extra)
+    extra["bench_items"] = [dict(item, state="absent") for item in extra["bench_items"]]
+    play("images.yml", extra)
+    for item in extra["bench_items"]:
+        B.BundleConverger(dict({k: v.get("default") for k, v in B.BUNDLE_MODULE_OPTIONS.items()},
+                               path=item["bundle"], state="absent")).run()
+    return result
+
+
 def podman(work, name, count):
     if shutil.which("podman") is None:
         return None
@@ -178,6 +215,11 @@ def table(image, mine, theirs, count):
         "| oci.runtime | %.2f s | %.2f s (median %.3f s) | %.2f s | %.2f s | %.0f MiB (%.2f× the unpacked image) | %.2f s |" % (
             mine["pull"], mine["bundles"], mine["bundle_median"], mine["containers"], mine["total"],
             mine["disk"] / mib, mine["disk"] / float(mine["image_unpacked"]), mine["rerun"])]
+    if mine.get("ansible"):
+        run = mine["ansible"]
+        lines.append("| oci.runtime with ansible-playbook (image + containers with builds) | | | | "
+                     "%.2f s (start-up %.2f s) | | %.2f s |" % (run["first"], run["startup"],
+                                                               run["rerun"]))
     if theirs:
         lines.append("| podman | %.2f s | — | %.2f s (run -d) | %.2f s | %.0f MiB | — |" % (
             theirs["pull"], theirs["containers"], theirs["total"], theirs["disk"] / mib))
@@ -204,6 +246,9 @@ def main(argv=None):
         image = {"digest": digest, "files": files, "size": size}
         mine = ours(work, name, args.count)
         print(json.dumps(mine))
+        if shutil.which(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")):
+            mine["ansible"] = ansible_side(work, name, args.count, COLLECTIONS)
+            print(json.dumps(mine["ansible"]))
         try:
             theirs = podman(work, name, args.count)
         except RuntimeError as exc:
