@@ -218,8 +218,8 @@ def table(image, mine, theirs, count):
     if mine.get("ansible"):
         run = mine["ansible"]
         lines.append("| oci.runtime with ansible-playbook (image + containers with builds) | | | | "
-                     "%.2f s (start-up %.2f s) | | %.2f s |" % (run["first"], run["startup"],
-                                                               run["rerun"]))
+                     "%.2f s (start-up %.2f s) | | %.2f s |"
+                     % (run["first"], run["startup"], run["rerun"]))
     if theirs:
         lines.append("| podman | %.2f s | — | %.2f s (run -d) | %.2f s | %.0f MiB | — |" % (
             theirs["pull"], theirs["containers"], theirs["total"], theirs["disk"] / mib))
