@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bz2
 import errno
+import functools
 import gzip
 import hashlib
 import lzma
@@ -36,8 +37,22 @@ import shutil
 import stat
 import tarfile
 import zlib
+from typing import TYPE_CHECKING, cast, overload
 
 from .errors import BundleError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import IO, Literal, NoReturn, Protocol
+
+    class Stream(Protocol):
+        """What the readers here read from: a file, a decompressor, a HashingReader."""
+
+        def read(self, size: int = -1) -> bytes:
+            ...
+
+    # Opens the data of a regular file entry (None: it has none).
+    DataOpener = Callable[[], "IO[bytes] | None"]
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -50,14 +65,14 @@ class ArchiveError(BundleError):
     """An archive or layer that is unreadable, or holds an entry that is refused."""
 
 
-def show(name):
+def show(name: str) -> str:
     """A member name as it can be shown in a message (undecodable bytes escaped)."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # --- compression ----------------------------------------------------------------------------------
 
-def sniff_compression(head):
+def sniff_compression(head: bytes) -> str | None:
     """'gzip', 'xz', 'bzip2', 'zstd' or None (plain tar) from the first bytes of a file."""
     if head[:2] == b"\x1f\x8b":
         return "gzip"
@@ -70,7 +85,7 @@ def sniff_compression(head):
     return None
 
 
-def sniff_file(path):
+def sniff_file(path: str) -> str | None:
     try:
         with open(path, "rb") as handle:
             return sniff_compression(handle.read(6))
@@ -78,61 +93,64 @@ def sniff_file(path):
         raise ArchiveError("cannot read %s: %s" % (path, exc.strerror), path=path)
 
 
-def decompressed(raw, compression, what):
+def decompressed(raw: Stream, compression: str | None, what: str) -> Stream:
     """A file object that reads ``raw`` decompressed."""
     if compression is None:
         return raw
+    # The decompressors only read from it (and a stream's readers never seek).
+    fileobj = cast("IO[bytes]", raw)
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return gzip.GzipFile(fileobj=fileobj, mode="rb")
     if compression == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
+        return lzma.LZMAFile(fileobj, mode="rb")
     if compression == "bzip2":
-        return bz2.BZ2File(raw, mode="rb")
+        return bz2.BZ2File(fileobj, mode="rb")
     if compression == "zstd":
         try:
-            from compression import zstd  # Python 3.14+ pylint: disable=import-outside-toplevel
+            # Python 3.14+, so not there for mypy, which checks the code as Python 3.8.
+            from compression import zstd  # type: ignore[import-not-found]  # pylint: disable=import-outside-toplevel
         except ImportError:
             raise ArchiveError(
                 "%s is zstd-compressed, which this Python (standard library only, before 3.14) "
                 "cannot read; recompress it with gzip (for an image: skopeo copy "
                 "--dest-compress-format gzip, or umoci/skopeo with gzip layers)" % what)
-        return zstd.ZstdFile(raw, mode="rb")
+        return zstd.ZstdFile(fileobj, mode="rb")
     raise ArchiveError("%s: unknown compression %r" % (what, compression))
 
 
 class HashingReader(object):
     """Reads through to ``raw`` and hashes (and counts) every byte read."""
 
-    def __init__(self, raw, algorithm="sha256"):
+    def __init__(self, raw: Stream, algorithm: str = "sha256") -> None:
         self.raw = raw
         self.algorithm = algorithm
         self.hash = hashlib.new(algorithm)
         self.size = 0
 
-    def read(self, size=-1):
+    def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self.hash.update(data)
         self.size += len(data)
         return data
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def drain(self):
+    def drain(self) -> None:
         while self.read(_COPY_CHUNK):
             pass
 
     @property
-    def digest(self):
+    def digest(self) -> str:
         return "%s:%s" % (self.algorithm, self.hash.hexdigest())
 
 
-def file_digest(path, algorithm="sha256"):
+def file_digest(path: str, algorithm: str = "sha256") -> str:
     """``<algorithm>:<hex>`` of a file's bytes."""
     digest = hashlib.new(algorithm)
     try:
@@ -149,7 +167,7 @@ def file_digest(path, algorithm="sha256"):
 
 # --- names ----------------------------------------------------------------------------------------
 
-def member_parts(name, what):
+def member_parts(name: str, what: str) -> list[str]:
     """The components of an archive member's name; refuses absolute names and ``..``."""
     if name.startswith("/"):
         raise ArchiveError("%s: member %r has an absolute path; refusing to write outside the root "
@@ -161,7 +179,7 @@ def member_parts(name, what):
     return parts
 
 
-def symlink_escapes(parts, target):
+def symlink_escapes(parts: Sequence[str], target: str) -> bool:
     """Whether a symlink at ``parts`` pointing to ``target`` climbs above the root when resolved
     inside it (lexically; absolute targets start at the root and cannot)."""
     if target.startswith("/"):
@@ -179,17 +197,30 @@ def symlink_escapes(parts, target):
     return False
 
 
-def resolve_in_root(root, parts, create=False, what="", member=""):
+@overload
+def resolve_in_root(root: str, parts: Sequence[str], create: Literal[True], what: str = "",
+                    member: str = "") -> tuple[list[str], list[tuple[str, ...]]]:
+    ...
+
+
+@overload
+def resolve_in_root(root: str, parts: Sequence[str], create: Literal[False] = False, what: str = "",
+                    member: str = "") -> list[str] | None:
+    ...
+
+
+def resolve_in_root(root: str, parts: Sequence[str], create: bool = False, what: str = "",
+                    member: str = "") -> tuple[list[str], list[tuple[str, ...]]] | list[str] | None:
     """The symlink-free components of directory ``parts`` inside ``root``.
 
     Symbolic links met on the way are resolved inside the root (absolute targets from the root,
     ``..`` never above it), checked with lstat at each step. Missing directories are created
     (0755) when ``create``; otherwise None is returned. A component that is neither a directory nor
     a symlink raises ArchiveError."""
-    resolved = []
+    resolved: list[str] = []
     pending = list(parts)
     hops = 0
-    created = []
+    created: list[tuple[str, ...]] = []
     while pending:
         name = pending.pop(0)
         if name in ("", "."):
@@ -237,7 +268,7 @@ def resolve_in_root(root, parts, create=False, what="", member=""):
     return resolved
 
 
-def read_in_root(root, relpath, limit=4 << 20):
+def read_in_root(root: str, relpath: str, limit: int = 4 << 20) -> str | None:
     """Text of the regular file ``relpath`` of the tree ``root``, resolved inside it; None when it
     does not exist or is not a regular file."""
     parts = [p for p in relpath.split("/") if p]
@@ -274,43 +305,46 @@ def read_in_root(root, relpath, limit=4 << 20):
 class RootfsWriter(object):
     """Writes entries (``tarfile.TarInfo``) into the root filesystem directory ``root``."""
 
-    def __init__(self, root, allow_devices=False):
+    def __init__(self, root: str, allow_devices: bool = False) -> None:
         self.root = root
         self.allow_devices = allow_devices
         self.as_root = os.geteuid() == 0
-        self._dirs = {}        # resolved components -> (mode, mtime) applied by finish()
-        self._root_meta = None
-        self._layer = None     # resolved components touched by the layer being applied
+        # resolved components -> (mode, mtime) applied by finish()
+        self._dirs: dict[tuple[str, ...], tuple[int, float]] = {}
+        self._root_meta: tarfile.TarInfo | None = None
+        # resolved components touched by the layer being applied
+        self._layer: set[tuple[str, ...]] | None = None
         self.what = root
 
     # layers: which paths the current layer wrote (its own whiteouts never remove them)
-    def begin_layer(self, what):
+    def begin_layer(self, what: str) -> None:
         self._layer = set()
         self.what = what
 
-    def end_layer(self):
+    def end_layer(self) -> None:
         self._layer = None
 
-    def _touch(self, parts):
+    def _touch(self, parts: Sequence[str]) -> None:
         if self._layer is not None:
             for end in range(1, len(parts) + 1):
                 self._layer.add(tuple(parts[:end]))
 
-    def _path(self, parts):
+    def _path(self, parts: Iterable[str]) -> str:
         return os.path.join(self.root, *parts)
 
-    def _refuse(self, member, why):
+    def _refuse(self, member: tarfile.TarInfo, why: str) -> NoReturn:
         raise ArchiveError("%s: member %r %s" % (self.what, show(member.name), why),
                            member=show(member.name))
 
-    def _oserror(self, member, action, exc):
+    def _oserror(self, member: tarfile.TarInfo, action: str, exc: OSError) -> NoReturn:
         raise ArchiveError("%s: cannot %s member %r: %s"
                            % (self.what, action, show(member.name), exc.strerror or exc),
                            member=show(member.name))
 
     # --- one entry ----------------------------------------------------------------------------
 
-    def add(self, member, open_data, whiteouts=False):
+    def add(self, member: tarfile.TarInfo, open_data: DataOpener | None,
+            whiteouts: bool = False) -> None:
         """Write one entry; ``open_data()`` returns the file object of a regular file's data."""
         parts = member_parts(member.name, self.what)
         if whiteouts and parts and parts[-1].startswith(WHITEOUT_PREFIX):
@@ -355,7 +389,7 @@ class RootfsWriter(object):
                 os.symlink(member.linkname, path)
                 self._owner(path, member)
                 self._times(path, member)
-            elif member.islnk():
+            elif member.islnk() and link_source is not None:
                 os.link(link_source, path, follow_symlinks=False)
             elif member.ischr() or member.isblk() or member.isfifo():
                 kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() \
@@ -371,7 +405,7 @@ class RootfsWriter(object):
         except OSError as exc:
             self._oserror(member, "write", exc)
 
-    def _hardlink_source(self, member):
+    def _hardlink_source(self, member: tarfile.TarInfo) -> str:
         target = member.linkname
         if target.startswith("/"):
             self._refuse(member, "is a hard link to the absolute path %r, outside the root "
@@ -386,14 +420,14 @@ class RootfsWriter(object):
             st = os.lstat(source) if source else None
         except OSError:
             st = None
-        if st is None:
+        if st is None or source is None:
             self._refuse(member, "is a hard link to %r, which does not exist in the root "
                          "filesystem before it" % show(target))
         if stat.S_ISDIR(st.st_mode):
             self._refuse(member, "is a hard link to the directory %r" % show(target))
         return source
 
-    def _clear(self, member, path, keep_dir):
+    def _clear(self, member: tarfile.TarInfo, path: str, keep_dir: bool) -> bool:
         """Remove what is at ``path`` (never following it); True when a directory was kept."""
         try:
             st = os.lstat(path)
@@ -415,12 +449,15 @@ class RootfsWriter(object):
             self._oserror(member, "replace", exc)
         return False
 
-    def _write_file(self, path, member, open_data):
+    def _write_file(self, path: str, member: tarfile.TarInfo, open_data: DataOpener | None) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         source = None
         try:
-            source = open_data()
+            source = open_data() if open_data is not None else None
+            if source is None:
+                raise ArchiveError("%s: member %r has no data" % (self.what, show(member.name)),
+                                   member=show(member.name))
             remaining = member.size
             while remaining > 0:
                 chunk = source.read(min(_COPY_CHUNK, remaining))
@@ -441,15 +478,15 @@ class RootfsWriter(object):
             if source is not None:
                 source.close()
 
-    def _owner(self, path, member):
+    def _owner(self, path: str, member: tarfile.TarInfo) -> None:
         if self.as_root:
             os.lchown(path, member.uid, member.gid)
 
     @staticmethod
-    def _times(path, member):
+    def _times(path: str, member: tarfile.TarInfo) -> None:
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
 
-    def _xattrs(self, target, member):
+    def _xattrs(self, target: str | int, member: tarfile.TarInfo) -> None:
         for key, value in (member.pax_headers or {}).items():
             if not key.startswith("SCHILY.xattr."):
                 continue
@@ -462,7 +499,7 @@ class RootfsWriter(object):
 
     # --- whiteouts ----------------------------------------------------------------------------
 
-    def _whiteout(self, member, parts):
+    def _whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         name = parts[-1]
         if name == WHITEOUT_OPAQUE:
             parent, created = resolve_in_root(self.root, parts[:-1], create=True, what=self.what,
@@ -477,15 +514,15 @@ class RootfsWriter(object):
         victim = name[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
             self._refuse(member, "is a whiteout of %r, which is not a name" % victim)
-        parent = resolve_in_root(self.root, parts[:-1], what=self.what, member=member.name)
-        if parent is None:
+        directory = resolve_in_root(self.root, parts[:-1], what=self.what, member=member.name)
+        if directory is None:
             return
-        rel = tuple(parent + [victim])
+        rel = tuple(directory + [victim])
         if self._layer is not None and rel in self._layer:
             return  # a whiteout only hides what the lower layers have
         self._remove(member, self._path(list(rel)))
 
-    def _opaque(self, parent):
+    def _opaque(self, parent: list[str]) -> None:
         """Remove what lower layers put under the directory ``parent`` (a list of components)."""
         path = self._path(parent)
         try:
@@ -501,7 +538,7 @@ class RootfsWriter(object):
                 continue
             self._remove(None, self._path(list(rel)))
 
-    def _remove(self, member, path):
+    def _remove(self, member: tarfile.TarInfo | None, path: str) -> None:
         try:
             st = os.lstat(path)
         except OSError:
@@ -518,7 +555,7 @@ class RootfsWriter(object):
 
     # --- the end ------------------------------------------------------------------------------
 
-    def finish(self):
+    def finish(self) -> None:
         """Apply directory modes and mtimes (deepest first), then the root's own."""
         for rel in sorted(self._dirs, key=len, reverse=True):
             mode, mtime = self._dirs[rel]
@@ -550,10 +587,10 @@ class RootfsWriter(object):
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, IOError, OSError)
 
 
-def extract_tar(fileobj, writer, what, whiteouts=False):
+def extract_tar(fileobj: Stream, writer: RootfsWriter, what: str, whiteouts: bool = False) -> int:
     """Write every member of the tar stream ``fileobj`` (already decompressed) with ``writer``."""
     try:
-        tar = tarfile.open(fileobj=fileobj, mode="r|")
+        tar = tarfile.open(fileobj=cast("IO[bytes]", fileobj), mode="r|")  # a stream: read only
     except _READ_ERRORS as exc:
         raise ArchiveError("%s is not a tar archive (or is damaged): %s" % (what, exc))
     count = 0
@@ -570,7 +607,7 @@ def extract_tar(fileobj, writer, what, whiteouts=False):
                 raise ArchiveError("cannot read %s after %d members: %s" % (what, count, exc))
             count += 1
             try:
-                writer.add(member, lambda m=member: tar.extractfile(m), whiteouts=whiteouts)
+                writer.add(member, functools.partial(tar.extractfile, member), whiteouts=whiteouts)
             except ArchiveError:
                 raise
             except _READ_ERRORS as exc:
@@ -579,13 +616,14 @@ def extract_tar(fileobj, writer, what, whiteouts=False):
     return count
 
 
-def scan_tar(fileobj, wanted, found, what, whiteouts=False):
+def scan_tar(fileobj: Stream, wanted: Iterable[str], found: dict[str, bytes | None], what: str,
+             whiteouts: bool = False) -> dict[str, bytes | None]:
     """Update ``found`` (relpath -> bytes or None) with the regular files named in ``wanted`` as the
     tar stream leaves them (whiteouts and opaque directories hide earlier ones). Read-only: used to
     look up users before a root filesystem is written. Symlinks are not followed (the file then
     counts as missing)."""
     try:
-        tar = tarfile.open(fileobj=fileobj, mode="r|")
+        tar = tarfile.open(fileobj=cast("IO[bytes]", fileobj), mode="r|")  # a stream: read only
         for member in tar:
             try:
                 parts = member_parts(member.name, what)
@@ -604,7 +642,8 @@ def scan_tar(fileobj, wanted, found, what, whiteouts=False):
                 continue
             for name in wanted:
                 if rel == name:
-                    found[name] = tar.extractfile(member).read() if member.isreg() else None
+                    data = tar.extractfile(member) if member.isreg() else None
+                    found[name] = data.read() if data is not None else None
                 elif name.startswith(rel + "/") and not member.isdir():
                     found[name] = None  # a parent replaced by a non-directory
     except _READ_ERRORS as exc:
@@ -612,13 +651,13 @@ def scan_tar(fileobj, wanted, found, what, whiteouts=False):
     return found
 
 
-def copy_tree(source, writer, what=None):
+def copy_tree(source: str, writer: RootfsWriter, what: str | None = None) -> None:
     """Copy the directory ``source`` into the writer's root, entry by entry, never following a
     symbolic link; hard links inside the tree stay hard links; sockets are skipped."""
     what = what or source
-    seen = {}
+    seen: dict[tuple[int, int], str] = {}
 
-    def walk(directory, rel):
+    def walk(directory: str, rel: str) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -637,17 +676,23 @@ def copy_tree(source, writer, what=None):
                     info.size = 0
                 else:
                     seen[key] = child_rel
-            writer.add(info, lambda p=entry.path: open(p, "rb"))
+            writer.add(info, functools.partial(_open_binary, entry.path))
             if stat.S_ISDIR(st.st_mode):
                 walk(entry.path, child_rel)
 
     root_info = _info(".", os.lstat(source), source)
+    if root_info is None:
+        raise ArchiveError("%s is not a directory" % what)
     writer.what = what
     writer.add(root_info, None)
     walk(source, "")
 
 
-def _info(rel, st, path):
+def _open_binary(path: str) -> IO[bytes]:
+    return open(path, "rb")
+
+
+def _info(rel: str, st: os.stat_result, path: str) -> tarfile.TarInfo | None:
     info = tarfile.TarInfo(rel)
     info.mode = stat.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
@@ -673,22 +718,24 @@ def _info(rel, st, path):
             names = os.listxattr(path, follow_symlinks=False)
         except OSError:
             names = []
+        headers = {}
         for name in names:
             try:
                 value = os.getxattr(path, name, follow_symlinks=False)
             except OSError:
                 continue
-            info.pax_headers["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+            headers["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+        info.pax_headers = headers
     return info
 
 
-def tree_digest(source):
+def tree_digest(source: str) -> str:
     """``sha256:<hex>`` over a directory tree's listing: for every entry (sorted by relative path)
     its path, type, mode, owner, size, mtime (ns), link target and device numbers. File contents
     are not read: a change that keeps a file's size and mtime is not seen."""
     digest = hashlib.sha256()
 
-    def line(rel, st, path):
+    def line(rel: str, st: os.stat_result, path: str) -> None:
         mode = st.st_mode
         target = os.readlink(path) if stat.S_ISLNK(mode) else ""
         size = st.st_size if stat.S_ISREG(mode) else 0
@@ -697,7 +744,7 @@ def tree_digest(source):
                   target, str(rdev)]
         digest.update("\0".join(fields).encode("utf-8", "surrogateescape") + b"\n")
 
-    def walk(directory, rel):
+    def walk(directory: str, rel: str) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
