@@ -7,7 +7,7 @@ DEMO_INVENTORY := $(CURDIR)/build/demo-inventory.ini
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_PYTHON_INTERPRETER := $(VENV)/bin/python
 
-.PHONY: setup demo test docs fleet sanity types units integration molecule pytest_ansible functional artifact clean distclean bench
+.PHONY: setup demo test docs fleet sanity types units integration molecule pytest_ansible functional artifact guest clean distclean bench
 
 setup:
 	bash scripts/setup.sh
@@ -31,7 +31,7 @@ fleet: setup
 docs: setup
 	bash scripts/docs.sh
 
-sanity types units integration molecule pytest_ansible functional artifact: setup
+sanity types units integration molecule pytest_ansible functional artifact guest: setup
 	bash scripts/run-tests.sh $@
 
 # Issue 10's benchmarks (not part of `make test`; about 15 minutes): results in bench/results/<date>.*

@@ -22,6 +22,11 @@
 #                                                 shadow the checkout)
 #   artifact     scripts/artifact-check.sh        (ansible-galaxy build, contents, install into an empty
 #                                                 collections path, ansible-doc and the demo from there)
+#   guest        scripts/guest/run.sh per release (tests/guest/site.yml over SSH in a Debian 12 and a Debian 13
+#                                                 guest under qemu: cgroup v2, systemd as PID 1, runc and
+#                                                 crun; images built once and cached: docs/guests.md).
+#                                                 OCI_RUNTIME_GUESTS picks the releases (default "bookworm
+#                                                 trixie"); no guest that builds and boots is a failure
 #
 # Usage: scripts/run-tests.sh [stage ...]     (no stage: all of them)
 #        scripts/run-tests.sh --sync-only     (only refresh the collection copy, e.g. for the demo)
@@ -39,7 +44,7 @@ VENV="$ROOT/.venv"
 # OCI_RUNTIME_COLLECTIONS puts the copy elsewhere, so that two checkouts' runs on one machine do not share it.
 COLLECTIONS="${OCI_RUNTIME_COLLECTIONS:-$ROOT/build/collections}"
 BUILD="$COLLECTIONS/ansible_collections/oci/runtime"
-ALL_STAGES=(sanity types units docs integration molecule fleet pytest_ansible functional artifact)
+ALL_STAGES=(sanity types units docs integration molecule fleet pytest_ansible functional artifact guest)
 
 log() { printf 'run-tests: %s\n' "$*"; }
 die() { printf 'run-tests: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -178,6 +183,20 @@ stage_pytest_ansible() {
 
 stage_artifact() {
     bash "$ROOT/scripts/artifact-check.sh"
+}
+
+stage_guest() {
+    [ "$(id -u)" -eq 0 ] || die "guest: building and booting the guests needs root (debootstrap, chroot)"
+    local release rc=0 releases
+    read -r -a releases <<<"${OCI_RUNTIME_GUESTS:-bookworm trixie}"
+    [ "${#releases[@]}" -gt 0 ] || die "guest: OCI_RUNTIME_GUESTS names no release"
+    # The guests run one after the other: under emulation each one keeps a core busy, and a second
+    # guest beside it slows both (docs/guests.md has the times).
+    for release in "${releases[@]}"; do
+        log "\$ scripts/guest/run.sh $release"
+        bash "$BUILD/scripts/guest/run.sh" "$release" || { log "guest: $release FAILED"; rc=1; }
+    done
+    return "$rc"
 }
 
 stage_functional() {

@@ -26,6 +26,8 @@ PACKAGES=(linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus opens
           python3 python3-apt runc crun criu iptables skopeo containernetworking-plugins busybox-static
           iproute2 procps kmod)
 
+# Only the image directory goes to stdout (fd 3); everything else the build prints goes to stderr.
+exec 3>&1 1>&2
 log() { printf 'build-image %s: %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'build-image: ERROR: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot)"
@@ -37,7 +39,7 @@ exec 9>"$GUEST_CACHE/.$RELEASE.lock"
 flock 9
 if [ -f "$IMAGE/disk.img" ]; then
     log "cached: $IMAGE"
-    echo "$IMAGE"
+    echo "$IMAGE" >&3
     exit 0
 fi
 
@@ -122,4 +124,4 @@ trap - EXIT
 # Older recipes' images of this release are no longer used by anything.
 find "$GUEST_CACHE" -mindepth 1 -maxdepth 1 -type d -name "$RELEASE-*" ! -path "$IMAGE" -exec rm -rf {} +
 log "built $IMAGE in $((SECONDS - T0)) s ($(du -sh "$IMAGE" | cut -f1) allocated)"
-echo "$IMAGE"
+echo "$IMAGE" >&3

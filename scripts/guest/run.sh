@@ -43,8 +43,10 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # A playbook that does not parse fails here, before a boot that costs a minute.
-ansible-playbook --syntax-check -i "$RELEASE," "$ROOT/tests/guest/site.yml" >/dev/null \
-    || die "tests/guest/site.yml does not parse"
+if ! out=$(ansible-playbook --syntax-check -i "$RELEASE," "$ROOT/tests/guest/site.yml" 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "tests/guest/site.yml does not parse"
+fi
 
 T0=$SECONDS
 IMAGE=$(bash "$HERE/build-image.sh" "$RELEASE") || die "no guest image for $RELEASE"
@@ -73,9 +75,10 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 if [ "$ACCEL" = kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg -cpu max); fi
 log "booting (accel $ACCEL, $CPUS cpu, ${MEM} MiB, ssh 127.0.0.1:$PORT)"
 T1=$SECONDS
-qemu-system-x86_64 "${accel[@]}" -smp "$CPUS" -m "$MEM" -machine q35 -no-reboot \
+# -nodefaults: no CD-ROM, floppy or VGA for the guest kernel to probe (seconds each under emulation).
+qemu-system-x86_64 "${accel[@]}" -nodefaults -smp "$CPUS" -m "$MEM" -machine q35 -no-reboot \
     -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1 systemd.show_status=0" \
+    -append "root=/dev/vda rw console=ttyS0 loglevel=4 panic=-1 systemd.unified_cgroup_hierarchy=1 systemd.show_status=0" \
     -drive "file=$IMAGE/disk.img,format=raw,if=virtio,snapshot=on,cache=unsafe" \
     -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$PORT-:22" -device virtio-net-pci,netdev=n0 \
     -device virtio-rng-pci -display none -vga none -serial "file:$RUN/console.log" \
