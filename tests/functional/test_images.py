@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import socket
+import subprocess
 import sys
 import threading
 
@@ -346,3 +347,28 @@ def test_checkpoint_and_restore_after_the_mount_is_lost(registry, env, tmp_path)
     wait_for(lambda: int(open(count).read() or 0) > before + 3, what="counting on from the checkpoint")
     ContainerConverger(env.params(cid, state="absent", stop_signal="KILL")).run()
     B.BundleConverger(bundle_params(bundle, store, name, state="absent")).run()
+
+
+def test_import_from_layout_and_archive(images, tmp_path):
+    layout, digests = images
+    store = str(tmp_path / "store")
+    archive = str(tmp_path / "app.tar")
+    subprocess.run(["skopeo", "copy", "--quiet", "oci:%s:v2" % layout, "oci-archive:%s:v2" % archive],
+                   check=True)
+    result = converge_image(store, "localhost/app:2", username=None, password=None,
+                            source={"type": "oci-archive", "path": archive, "ref": "v2"})
+    assert result["changed"] and result["image"]["digest"] == digests["v2"]
+    assert result["image"]["source"] == "oci-archive:%s:v2" % archive
+    assert os.listdir(os.path.join(store, "tmp")) == []
+    again = converge_image(store, "localhost/app:2", username=None, password=None,
+                           source={"type": "oci-archive", "path": archive, "ref": "v2"})
+    assert again["changed"] is False
+    # the same name from the layout's v1: a new digest, v2's extra layer collected
+    result = converge_image(store, "localhost/app:2", username=None, password=None,
+                            source={"type": "oci", "path": layout, "ref": "v1"})
+    assert result["changed"] and result["image"]["digest"] == digests["v1"]
+    assert any(a.startswith("collect 1 layers and 2 blobs") for a in result["actions"])
+    with pytest.raises(RuntimeCoreError) as err:
+        converge_image(store, "localhost/app:2", username=None, password=None,
+                       source={"type": "oci", "path": layout, "ref": "nope"})
+    assert "has no tag 'nope'" in err.value.msg

@@ -164,7 +164,7 @@ class BundleConverger(object):
         if not self.check_mode:
             with R.BundleLock(self.path):
                 self._leave_overlay()
-                R.remove_bundle(self.path)
+                R.discard(self.path)
         return self._result(before, None)
 
     # --- a root filesystem from the image store (overlay.py) ------------------------------------

@@ -289,7 +289,7 @@ class ContainerConverger(object):
     def _register(self, bundle_config):
         self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
         if self.check_mode:
-            return _PlannedContainer(self, bundle_config)
+            return _PlannedContainer()
         labels = self.wanted_labels(self.kept_labels)
         return core.Container.register(
             self.layout, self.runtime, self.name, bundle_config.bundle,
@@ -372,9 +372,6 @@ class ContainerConverger(object):
 
 class _PlannedContainer(object):
     """Stands in for a container that check mode would have created; accepts every verb."""
-
-    def __init__(self, converger, bundle_config):
-        self.record = {"bundle": bundle_config.bundle}
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None

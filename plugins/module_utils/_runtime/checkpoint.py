@@ -185,7 +185,7 @@ class CheckpointStore(object):
             args.append("--leave-running")
         args += option_args(options, container.runtime)
         try:
-            container.runtime.run_with_criu(criu, "checkpoint", args + [container.id])
+            container.runtime.run("checkpoint", args + [container.id], criu=criu)
         except RuntimeCommandError as exc:
             L.remove_tree(staging)
             raise CheckpointError("checkpoint of container %r failed: %s" % (

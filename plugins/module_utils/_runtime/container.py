@@ -401,7 +401,7 @@ class Container(object):
             record.signal(signals.SIGKILL)
             record.wait_exit(KILL_WAIT)
             record.kill_shim()
-        self._kill_shim()
+        self.init.kill_shim()
         networking.detach(self.layout, self.id)  # fails (and keeps the records) if a plugin does
         L.remove_tree(self.layout.container_dir(self.id))
         self.forget_runtime_state()
@@ -411,7 +411,7 @@ class Container(object):
         stdout/stderr logs are kept: a restarted or restored container appends to them."""
         if self.runtime_state() is not None:
             self.runtime.delete(self.id, force=True)
-        self._kill_shim()
+        self.init.kill_shim()
         L.clear_dir(self.init.dir, keep=(STDOUT_LOG, STDERR_LOG))
         self.forget_runtime_state()
 
@@ -423,7 +423,7 @@ class Container(object):
             networking.detach(self.layout, self.id)
         except RuntimeCoreError:
             pass  # the create's error is the one to report; the record stays for the removal
-        if _means_exists(error):
+        if "already exists" in str(error or ""):
             # The id was taken before our create: that container is not ours to delete.
             self.forget_runtime_state()
             return
@@ -443,10 +443,3 @@ class Container(object):
         except RuntimeCoreError:
             path = None
         return path if path and path.startswith("/") else "/" + self.id
-
-    def _kill_shim(self):
-        self.init.kill_shim()
-
-
-def _means_exists(error):
-    return "already exists" in str(error or "")

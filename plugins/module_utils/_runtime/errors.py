@@ -44,15 +44,6 @@ class ContainerNotRunningError(RuntimeCoreError):
             % (container_id, status), container=container_id, status=status)
 
 
-class ProcessNotExitedError(RuntimeCoreError):
-    """The exit status of a live process was asked for (seed: ErrProcessNotExited)."""
-
-    def __init__(self, container_id: str, process_id: str) -> None:
-        super(ProcessNotExitedError, self).__init__(
-            "process %r of container %r has not exited" % (process_id, container_id),
-            container=container_id, process=process_id)
-
-
 class ContainerNotStartedError(RuntimeCoreError):
     """The container did not start, and neither the shim nor the runtime said why (seed)."""
 
@@ -70,13 +61,6 @@ class ContainerStartTimeoutError(RuntimeCoreError):
         super(ContainerStartTimeoutError, self).__init__(
             "container %r did not start within %s seconds" % (container_id, timeout),
             container=container_id, timeout=timeout)
-
-
-class NoPidFileError(RuntimeCoreError):
-    """The runtime wrote no pid file for a process (seed: errNoPidFile)."""
-
-    def __init__(self, path: str) -> None:
-        super(NoPidFileError, self).__init__("no process pid file found at %s" % path, path=path)
 
 
 class InvalidPidError(RuntimeCoreError):

@@ -18,7 +18,7 @@ from .errors import RuntimeCommandError, RuntimeNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Container, Iterable, Mapping
-    from typing import Any, List  # List: below OciRuntime.list, list is that method
+    from typing import Any
 
 DEFAULT_RUNTIME = "runc"
 DEFAULT_TIMEOUT = 120
@@ -106,9 +106,6 @@ class OciRuntime(object):
         argv += self.runtime_args
         return argv
 
-    def run_with_criu(self, criu: str | None, verb: str, args: Iterable[str]) -> str:
-        return self.run(verb, args, criu=criu)
-
     def run(self, verb: str, args: Iterable[str] = (), stdin_data: str | bytes | None = None,
             ok_codes: Container[int] = (0,), criu: str | None = None) -> str:
         """Run ``<runtime> <globals> verb args``; stdout on success, RuntimeCommandError else."""
@@ -151,14 +148,6 @@ class OciRuntime(object):
             raise RuntimeCommandError([self.binary], "state", 0,
                                       "output is not JSON: %r" % out[:200])
 
-    def list(self) -> List[dict[str, Any]]:
-        """All containers the runtime knows under its root, as dicts."""
-        out = self.run("list", ["--format", "json"])
-        try:
-            return json.loads(out) or []
-        except ValueError:
-            raise RuntimeCommandError([self.binary], "list", 0, "output is not JSON: %r" % out[:200])
-
     def start(self, container_id: str) -> None:
         self.run("start", [container_id])
 
@@ -189,7 +178,7 @@ class OciRuntime(object):
     # --- argv for the shim ------------------------------------------------------------------
 
     def create_argv(self, container_id: str, bundle: str, pid_file: str, log_file: str,
-                    no_pivot_root: bool = False) -> List[str]:
+                    no_pivot_root: bool = False) -> list[str]:
         argv = self.global_args(log_file) + ["create", "--bundle", bundle, "--pid-file", pid_file]
         if no_pivot_root:
             argv.append("--no-pivot")
@@ -197,7 +186,7 @@ class OciRuntime(object):
 
     def restore_argv(self, container_id: str, bundle: str, image_path: str, work_path: str,
                      pid_file: str, log_file: str, criu: str | None, extra_args: Iterable[str] = (),
-                     no_pivot_root: bool = False) -> List[str]:
+                     no_pivot_root: bool = False) -> list[str]:
         argv = self.global_args(log_file, criu) + [
             "restore", "--detach", "--image-path", image_path, "--work-path", work_path,
             "--bundle", bundle, "--pid-file", pid_file]
@@ -206,7 +195,7 @@ class OciRuntime(object):
         return argv + list(extra_args) + [container_id]
 
     def exec_argv(self, container_id: str, process_file: str, pid_file: str,
-                  log_file: str) -> List[str]:
+                  log_file: str) -> list[str]:
         return self.global_args(log_file) + ["exec", "--detach", "--pid-file", pid_file,
                                              "--process", process_file, container_id]
 

@@ -24,7 +24,6 @@ IGNORED_FIELDS = ("kernel_memory", "kernel_tcp_memory")
 
 SIZE_FIELDS = ("memory", "memory_reservation", "memory_swap", "kernel_memory", "kernel_tcp_memory")
 INT_FIELDS = ("cpu_shares", "blkio_weight", "cpu_period", "cpu_quota", "pids_limit")
-CPUSET_FIELDS = ("cpuset_cpus", "cpuset_mems")
 FIELDS = ("cpu_shares", "blkio_weight", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
           "kernel_memory", "kernel_tcp_memory", "memory", "memory_reservation", "memory_swap",
           "pids_limit")
@@ -326,13 +325,9 @@ def shares_to_weight(shares):
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def blkio_to_io_weight(weight):
-    """runc's conversion of the v1 blkio weight (10-1000) to the v2 io.weight (1-10000)."""
-    return 1 + (weight - 10) * 9999 // 990
-
-
 def io_weight_to_blkio(io_weight):
-    """The inverse of ``blkio_to_io_weight`` (exact for every weight runc can have written)."""
+    """The v1 blkio weight (10-1000) of a v2 io.weight (1-10000): the inverse of runc's
+    ``1 + (weight - 10) * 9999 // 990``, exact for every weight runc can have written."""
     return 10 + -(-(io_weight - 1) * 990 // 9999)
 
 
@@ -348,9 +343,6 @@ def to_kernel(field, value, version):
 
 
 # --- usage (what the container uses now, not its limits) ------------------------------------------
-
-STAT_FIELDS = ("cpu_usage_ns", "memory_usage_bytes", "memory_limit_bytes", "pids_current")
-
 
 def _cpu_stat_usec(text):
     """``usage_usec`` of a v2 cpu.stat ("usage_usec 1234\nuser_usec ..."), None when absent."""

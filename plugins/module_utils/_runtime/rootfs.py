@@ -449,10 +449,6 @@ def removable(path):
     return True
 
 
-def remove_bundle(path):
-    discard(path)
-
-
 class BundleLock(object):
     """An exclusive flock on the bundle directory itself, so two runs never build it at once."""
 

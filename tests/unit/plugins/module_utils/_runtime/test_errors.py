@@ -31,11 +31,9 @@ def test_runtime_command_error_without_message():
 
 @pytest.mark.parametrize("factory,needles", [
     (lambda: E.ContainerExitedError("c1"), ["'c1'", "exited"]),
-    (lambda: E.ProcessNotExitedError("c1", "init"), ["'init'", "'c1'", "not exited"]),
     (lambda: E.ContainerNotStartedError("c1"), ["'c1'", "did not start"]),
     (lambda: E.ContainerNotStartedError("c1", "runc said no"), ["did not start: runc said no"]),
     (lambda: E.ContainerStartTimeoutError("c1", 2.5), ["'c1'", "2.5 seconds"]),
-    (lambda: E.NoPidFileError("/s/c1/init/pid"), ["/s/c1/init/pid"]),
     (lambda: E.InvalidPidError("/s/pid", "x" * 100), ["/s/pid", "'" + "x" * 40 + "'"]),
     (lambda: E.NotImplementedByRuntimeError("events"), ["not implemented: events"]),
 ])

