@@ -21,9 +21,19 @@ import os
 import platform
 import re
 import stat
+from typing import TYPE_CHECKING
 
 from .archive import HashingReader, decompressed, extract_tar, scan_tar, sniff_compression
 from .errors import BundleError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from typing import IO, Any, Literal, Optional, Tuple
+
+    from .archive import RootfsWriter, Stream
+
+    # (os, architecture, variant) in OCI terms
+    Platform = Tuple[str, str, Optional[str]]
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -60,20 +70,21 @@ class ImageError(BundleError):
     """An image layout that is missing, malformed, or whose blobs do not match their digests."""
 
 
-def host_platform():
+def host_platform() -> Platform:
     """(os, architecture, variant) of this host in OCI terms."""
     machine = platform.machine().lower()
     return "linux", _ARCHITECTURES.get(machine, machine), _VARIANTS.get(machine)
 
 
-def _short(digest):
+def _short(digest: str) -> str:
     return digest[:19] + "..." if len(digest) > 22 else digest
 
 
 class Image(object):
     """A resolved image: the manifest for this host, its config and its layer descriptors."""
 
-    def __init__(self, layout, ref, digest, manifest_digest, manifest, config_digest, config):
+    def __init__(self, layout: ImageLayout, ref: str | None, digest: str, manifest_digest: str,
+                 manifest: dict[str, Any], config_digest: str, config: dict[str, Any]) -> None:
         self.layout = layout
         self.ref = ref
         self.digest = digest                    # what the tag points to (manifest or index)
@@ -81,25 +92,25 @@ class Image(object):
         self.manifest = manifest
         self.config_digest = config_digest
         self.config = config
-        self.layers = manifest["layers"]
-        self.warnings = []
+        self.layers: list[dict[str, Any]] = manifest["layers"]
+        self.warnings: list[str] = []
 
     @property
-    def diff_ids(self):
+    def diff_ids(self) -> list[str] | None:
         ids = (self.config.get("rootfs") or {}).get("diff_ids") or []
         return ids if len(ids) == len(self.layers) else None
 
-    def _layer_what(self, index):
+    def _layer_what(self, index: int) -> str:
         digest = _short(self.layers[index]["digest"])
         return "layer %d of %d (%s) of image %s" % (index + 1, len(self.layers), digest,
                                                     self.layout.path)
 
-    def verify_layers(self):
+    def verify_layers(self) -> None:
         """Check every layer blob against its descriptor before any of them is used."""
         for index, layer in enumerate(self.layers):
             self.layout.verify(layer, self._layer_what(index))
 
-    def apply(self, writer):
+    def apply(self, writer: RootfsWriter) -> None:
         """Verify all layers, then apply them in order (with whiteouts) through ``writer``."""
         self.verify_layers()
         diff_ids = self.diff_ids
@@ -125,26 +136,26 @@ class Image(object):
                                  "says %s: the image is corrupt"
                                  % (what, _short(uncompressed.digest), _short(str(diff_ids[index]))))
 
-    def read_files(self, names):
+    def read_files(self, names: Collection[str]) -> dict[str, bytes | None]:
         """{relpath: bytes or None} of ``names`` as the layers leave them, without writing."""
         self.verify_layers()
-        found = dict.fromkeys(names)
+        found: dict[str, bytes | None] = dict.fromkeys(names)
         for index, layer in enumerate(self.layers):
             what = self._layer_what(index)
             with self._open_layer(layer, what) as (dummy, stream):
                 scan_tar(stream, names, found, what, whiteouts=True)
         return found
 
-    def _open_layer(self, layer, what):
+    def _open_layer(self, layer: dict[str, Any], what: str) -> _LayerStream:
         return _LayerStream(self.layout.blob_path(layer, what), layer, what)
 
 
 class _LayerStream(object):
-    def __init__(self, path, layer, what):
+    def __init__(self, path: str, layer: dict[str, Any], what: str) -> None:
         self.path, self.layer, self.what = path, layer, what
-        self.raw = None
+        self.raw: IO[bytes] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> tuple[HashingReader, Stream]:
         try:
             self.raw = open(self.path, "rb")
         except (IOError, OSError) as exc:
@@ -154,15 +165,16 @@ class _LayerStream(object):
         hashed = HashingReader(self.raw, self.layer["digest"].split(":", 1)[0])
         return hashed, decompressed(hashed, compression, self.what)
 
-    def __exit__(self, *exc_info):
-        self.raw.close()
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        if self.raw is not None:
+            self.raw.close()
         return False
 
 
 class ImageLayout(object):
     """An OCI image layout directory."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         if not path or not os.path.isabs(path):
             raise ImageError("image must be an absolute path, got %r" % (path,), field="image")
         self.path = os.path.normpath(path)
@@ -176,12 +188,12 @@ class ImageLayout(object):
         if not str(layout["imageLayoutVersion"]).startswith("1."):
             raise ImageError("%s: image layout version %s is not supported (1.x is)"
                              % (self.path, layout["imageLayoutVersion"]))
-        self.index = self._read_json_file("index.json")
+        self.index: dict[str, Any] = self._read_json_file("index.json")
         self._check_index(self.index, "%s/index.json" % self.path)
 
     # --- files and blobs ----------------------------------------------------------------------
 
-    def _read_json_file(self, name):
+    def _read_json_file(self, name: str) -> Any:
         path = os.path.join(self.path, name)
         try:
             with open(path, "rb") as handle:
@@ -191,7 +203,7 @@ class ImageLayout(object):
                              % (self.path, name, exc.strerror), path=path)
         return _parse_json(data, path)
 
-    def blob_path(self, descriptor, what):
+    def blob_path(self, descriptor: dict[str, Any], what: str) -> str:
         """Path of a descriptor's blob, after checking the descriptor's form."""
         if not isinstance(descriptor, dict):
             raise ImageError("%s: the descriptor is not a JSON object" % what)
@@ -217,7 +229,7 @@ class ImageLayout(object):
                              path=path)
         return path
 
-    def verify(self, descriptor, what):
+    def verify(self, descriptor: dict[str, Any], what: str) -> str:
         """Check a blob's size and digest (streaming); returns its path."""
         path = self.blob_path(descriptor, what)
         algorithm = descriptor["digest"].split(":", 1)[0]
@@ -237,7 +249,7 @@ class ImageLayout(object):
                              "with" % (what, descriptor["digest"], actual), path=path)
         return path
 
-    def read_json(self, descriptor, what):
+    def read_json(self, descriptor: dict[str, Any], what: str) -> Any:
         """The verified, parsed JSON of a (small) blob."""
         path = self.blob_path(descriptor, what)
         if descriptor["size"] > MAX_JSON_BLOB:
@@ -258,19 +270,20 @@ class ImageLayout(object):
     # --- resolving a tag ----------------------------------------------------------------------
 
     @staticmethod
-    def _check_index(index, what):
+    def _check_index(index: Any, what: str) -> None:
         if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
             raise ImageError("%s is not an image index: it has no manifests list" % what)
         for entry in index["manifests"]:
             if not isinstance(entry, dict):
                 raise ImageError("%s: a manifests entry is not a JSON object" % what)
 
-    def refs(self):
+    def refs(self) -> list[str]:
         """The tags named in index.json."""
-        return [(m.get("annotations") or {}).get(REF_ANNOTATION) for m in self.index["manifests"]
-                if (m.get("annotations") or {}).get(REF_ANNOTATION)]
+        names = [(m.get("annotations") or {}).get(REF_ANNOTATION) for m in self.index["manifests"]]
+        return [str(name) for name in names if name]
 
-    def _find_ref(self, index, ref, what, depth):
+    def _find_ref(self, index: dict[str, Any], ref: str, what: str,
+                  depth: int) -> list[dict[str, Any]]:
         matches = [m for m in index["manifests"]
                    if (m.get("annotations") or {}).get(REF_ANNOTATION) == ref]
         if matches:
@@ -287,7 +300,7 @@ class ImageLayout(object):
                     return found
         return []
 
-    def resolve(self, ref=None, host=None):
+    def resolve(self, ref: str | None = None, host: Platform | None = None) -> Image:
         """The Image that ``ref`` names (default: the only manifest, or 'latest')."""
         what = "%s/index.json" % self.path
         entries = self.index["manifests"]
@@ -334,7 +347,8 @@ class ImageLayout(object):
         image.warnings = warnings
         return image
 
-    def _to_manifest(self, descriptor, what, host, depth):
+    def _to_manifest(self, descriptor: dict[str, Any], what: str, host: Platform,
+                     depth: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """(descriptor, manifest, warnings) of the image manifest ``descriptor`` leads to."""
         media_type = descriptor.get("mediaType")
         document = self.read_json(descriptor, "%s %s in %s" % (
@@ -369,7 +383,7 @@ class ImageLayout(object):
         return descriptor, document, []
 
     @staticmethod
-    def _choose_platform(index, what, host):
+    def _choose_platform(index: dict[str, Any], what: str, host: Platform) -> dict[str, Any]:
         host_os, host_arch, host_variant = host
         candidates = [m for m in index["manifests"]
                       if m.get("mediaType") in MANIFEST_TYPES + INDEX_TYPES or not m.get("mediaType")]
@@ -392,7 +406,7 @@ class ImageLayout(object):
                          % (what, host_os, host_arch, ", ".join(available) or "none"))
 
 
-def _parse_json(data, what):
+def _parse_json(data: bytes, what: str) -> Any:
     if len(data) > MAX_JSON_BLOB:
         raise ImageError("%s is larger than %d bytes: not a manifest, index or config"
                          % (what, MAX_JSON_BLOB))
