@@ -27,6 +27,7 @@ import os
 import shutil
 import stat
 import tempfile
+from typing import TYPE_CHECKING
 
 from . import layout as L
 from .archive import (
@@ -48,6 +49,17 @@ from .reference import looks_like_path
 from .reference import parse as parse_reference
 from .store import Store
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping
+    from typing import IO, Any, Literal, Union
+
+    from .archive import Stream
+    from .image import Platform
+
+    Source = Union["ArchiveSource", "DirectorySource", "ImageSource", "StoreSource"]
+    # read_file(relpath): a file's text, None when there is none
+    FileReader = Callable[[str], "str | None"]
+
 ROOTFS_DIR = "rootfs"
 META_FILE = ".oci-runtime-bundle.json"
 CONFIG_FILE = "config.json"
@@ -65,10 +77,10 @@ class ArchiveSource(object):
     """A tar archive (plain, gzip, xz, bzip2) holding the root filesystem."""
 
     kind = "archive"
-    image_config = None
-    image_digest = None
+    image_config: dict[str, Any] | None = None
+    image_digest: str | None = None
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         if not path or not os.path.isabs(path):
             raise BundleError("rootfs_archive must be an absolute path, got %r" % (path,),
                               field="rootfs_archive")
@@ -76,16 +88,16 @@ class ArchiveSource(object):
         if not os.path.isfile(self.path):
             raise BundleError("rootfs_archive %s does not exist or is not a file" % self.path,
                               field="rootfs_archive", path=self.path)
-        self.warnings = []
-        self._digest = None
+        self.warnings: list[str] = []
+        self._digest: str | None = None
 
     @property
-    def digest(self):
+    def digest(self) -> str:
         if self._digest is None:
             self._digest = file_digest(self.path)
         return self._digest
 
-    def _open(self):
+    def _open(self) -> tuple[IO[bytes], HashingReader, Stream]:
         compression = sniff_file(self.path)
         try:
             raw = open(self.path, "rb")
@@ -98,7 +110,7 @@ class ArchiveSource(object):
             raw.close()
             raise
 
-    def build(self, writer):
+    def build(self, writer: RootfsWriter) -> None:
         what = "rootfs_archive %s" % self.path
         raw, hashed, stream = self._open()
         with raw:
@@ -113,7 +125,7 @@ class ArchiveSource(object):
         if hashed.digest != self.digest:
             raise ArchiveError("%s changed while it was extracted: refusing it" % what)
 
-    def read_files(self, names):
+    def read_files(self, names: Collection[str]) -> dict[str, bytes | None]:
         raw, dummy, stream = self._open()
         with raw:
             return scan_tar(stream, names, dict.fromkeys(names), "rootfs_archive %s" % self.path)
@@ -123,10 +135,10 @@ class DirectorySource(object):
     """A directory tree copied as it is."""
 
     kind = "directory"
-    image_config = None
-    image_digest = None
+    image_config: dict[str, Any] | None = None
+    image_digest: str | None = None
 
-    def __init__(self, path, bundle):
+    def __init__(self, path: str, bundle: str) -> None:
         if not path or not os.path.isabs(path):
             raise BundleError("rootfs_dir must be an absolute path, got %r" % (path,),
                               field="rootfs_dir")
@@ -138,19 +150,19 @@ class DirectorySource(object):
         if _inside(real, real_bundle) or _inside(real_bundle, real):
             raise BundleError("rootfs_dir %s and the bundle %s must not contain one another"
                               % (self.path, bundle), field="rootfs_dir")
-        self.warnings = []
-        self._digest = None
+        self.warnings: list[str] = []
+        self._digest: str | None = None
 
     @property
-    def digest(self):
+    def digest(self) -> str:
         if self._digest is None:
             self._digest = tree_digest(self.path)
         return self._digest
 
-    def build(self, writer):
+    def build(self, writer: RootfsWriter) -> None:
         copy_tree(self.path, writer, "rootfs_dir %s" % self.path)
 
-    def read_files(self, names):
+    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
         return {name: _encode(read_in_root(self.path, name)) for name in names}
 
 
@@ -159,28 +171,28 @@ class ImageSource(object):
 
     kind = "image"
 
-    def __init__(self, path, ref=None, host=None):
+    def __init__(self, path: str, ref: str | None = None, host: Platform | None = None) -> None:
         self.layout = ImageLayout(path)
         self.path = self.layout.path
         self.image = self.layout.resolve(ref, host)
         self.warnings = list(self.image.warnings)
 
     @property
-    def digest(self):
+    def digest(self) -> str:
         return self.image.manifest_digest
 
     @property
-    def image_digest(self):
+    def image_digest(self) -> str:
         return self.image.digest
 
     @property
-    def image_config(self):
+    def image_config(self) -> dict[str, Any]:
         return self.image.config
 
-    def build(self, writer):
+    def build(self, writer: RootfsWriter) -> None:
         self.image.apply(writer)
 
-    def read_files(self, names):
+    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
         return self.image.read_files(list(names))
 
 
@@ -190,36 +202,37 @@ class StoreSource(object):
 
     kind = "store"
 
-    def __init__(self, name, image_store):
+    def __init__(self, name: str, image_store: str | None) -> None:
         self.store = Store(image_store)
         self.path = str(parse_reference(name))
-        self.image = self.store.lookup(self.path) if self.store.exists() else None
-        if self.image is None:
+        image = self.store.lookup(self.path) if self.store.exists() else None
+        if image is None:
             raise BundleError("image %s is not in the image store %s: pull or import it with "
                               "oci.runtime.image first (an OCI image layout directory is given "
                               "as an absolute path)" % (self.path, self.store.path), field="image")
-        self.warnings = []
+        self.image = image
+        self.warnings: list[str] = []
 
     @property
-    def digest(self):
+    def digest(self) -> str:
         return self.image.digest
 
     @property
-    def image_digest(self):
+    def image_digest(self) -> str:
         return self.image.digest
 
     @property
-    def image_config(self):
+    def image_config(self) -> dict[str, Any]:
         return self.image.config
 
-    def build(self, writer):
+    def build(self, writer: RootfsWriter) -> None:
         raise BundleError("an image of the store is mounted, not copied")
 
-    def read_files(self, names):
+    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
         return self.image.read_files(list(names))
 
 
-def make_source(params, bundle):
+def make_source(params: Mapping[str, Any], bundle: str) -> Source:
     """The source the task names (exactly one of rootfs_archive, rootfs_dir, image)."""
     given = [k for k in ("rootfs_archive", "rootfs_dir", "image") if params.get(k)]
     if len(given) != 1:
@@ -240,23 +253,23 @@ def make_source(params, bundle):
     return ImageSource(params["image"], params.get("image_ref"))
 
 
-def source_record(source, allow_devices):
+def source_record(source: Source, allow_devices: bool) -> dict[str, Any]:
     """What the metadata file records of a source; a difference means a rebuild."""
     return {"type": source.kind, "digest": source.digest, "allowDevices": bool(allow_devices),
             "format": BUILD_FORMAT}
 
 
-def _inside(path, directory):
+def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def _encode(text):
+def _encode(text: str | None) -> bytes | None:
     return None if text is None else text.encode("utf-8")
 
 
 # --- metadata -------------------------------------------------------------------------------------
 
-def read_metadata(bundle):
+def read_metadata(bundle: str) -> dict[str, Any] | None:
     """The bundle's metadata, or None when it has none (or an unreadable one: rebuild)."""
     try:
         meta = L.read_json(os.path.join(bundle, META_FILE))
@@ -265,19 +278,20 @@ def read_metadata(bundle):
     return meta if isinstance(meta, dict) else None
 
 
-def metadata(source, allow_devices, config_digest):
-    meta = {"schemaVersion": META_SCHEMA, "source": source_record(source, allow_devices),
-            "configDigest": config_digest}
+def metadata(source: Source, allow_devices: bool, config_digest: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "schemaVersion": META_SCHEMA, "source": source_record(source, allow_devices),
+        "configDigest": config_digest}
     if source.image_digest:
         meta["imageDigest"] = source.image_digest
     return meta
 
 
-def write_metadata(bundle, meta):
+def write_metadata(bundle: str, meta: Mapping[str, Any]) -> None:
     L.atomic_write_json(os.path.join(bundle, META_FILE), meta)
 
 
-def read_config_bytes(bundle):
+def read_config_bytes(bundle: str) -> bytes | None:
     """The bytes of ``<bundle>/config.json``, None when there is none. Never follows a symlink."""
     path = os.path.join(bundle, CONFIG_FILE)
     try:
@@ -290,29 +304,29 @@ def read_config_bytes(bundle):
         return handle.read()
 
 
-def write_config(bundle, data):
+def write_config(bundle: str, data: str | bytes) -> None:
     L.atomic_write(os.path.join(bundle, CONFIG_FILE), data, mode=0o644)
 
 
 # --- the root filesystem --------------------------------------------------------------------------
 
-def rootfs_is_dir(bundle):
+def rootfs_is_dir(bundle: str) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(os.path.join(bundle, ROOTFS_DIR)).st_mode)
     except OSError:
         return False
 
 
-def user_file_reader(root):
+def user_file_reader(root: str) -> FileReader:
     """``read_file(relpath)`` for users.resolve_user, reading a built tree (resolved inside it)."""
     return lambda relpath: read_in_root(root, relpath)
 
 
-def source_file_reader(source):
+def source_file_reader(source: Source) -> FileReader:
     """``read_file(relpath)`` reading the source itself (nothing is written), loaded once."""
-    cache = {}
+    cache: dict[str, bytes | None] = {}
 
-    def read(relpath):
+    def read(relpath: str) -> str | None:
         if not cache:
             cache.update(source.read_files(USER_FILES))
         data = cache.get(relpath)
@@ -320,7 +334,7 @@ def source_file_reader(source):
     return read
 
 
-def build_rootfs(bundle, source, allow_devices):
+def build_rootfs(bundle: str, source: Source, allow_devices: bool) -> str:
     """Build the source into a new ``rootfs.new-*`` directory of the bundle and return its path.
     On any failure the new directory is removed and the error raised: nothing else is touched."""
     try:
@@ -337,7 +351,7 @@ def build_rootfs(bundle, source, allow_devices):
     return new
 
 
-def swap_rootfs(bundle, new):
+def swap_rootfs(bundle: str, new: str) -> None:
     """Put the built tree ``new`` at ``<bundle>/rootfs`` and remove the previous one."""
     target = os.path.join(bundle, ROOTFS_DIR)
     try:
@@ -362,7 +376,7 @@ def swap_rootfs(bundle, new):
     discard(old)
 
 
-def _exchange(first, second):
+def _exchange(first: str, second: str) -> bool:
     """Atomically exchange two paths (renameat2 RENAME_EXCHANGE); False when unsupported."""
     try:
         import ctypes  # pylint: disable=import-outside-toplevel
@@ -381,7 +395,7 @@ def _exchange(first, second):
     raise OSError(err, os.strerror(err), second)
 
 
-def discard(path):
+def discard(path: str) -> None:
     """Remove a tree of the bundle (never following a symlink)."""
     try:
         st = os.lstat(path)
@@ -396,7 +410,7 @@ def discard(path):
         raise BundleError("cannot remove %s: %s" % (path, exc.strerror), path=path)
 
 
-def leftovers(bundle):
+def leftovers(bundle: str) -> list[str]:
     """``rootfs.new-*`` and ``rootfs.old-*`` left by an interrupted run."""
     try:
         names = os.listdir(bundle)
@@ -407,7 +421,7 @@ def leftovers(bundle):
 
 # --- the bundle directory -------------------------------------------------------------------------
 
-def check_bundle_path(path):
+def check_bundle_path(path: object) -> str:
     if not path or not isinstance(path, str) or not os.path.isabs(path):
         raise BundleError("path must be an absolute path, got %r" % (path,), field="path")
     path = os.path.normpath(path)
@@ -416,7 +430,7 @@ def check_bundle_path(path):
     return path
 
 
-def make_bundle_dir(path):
+def make_bundle_dir(path: str) -> None:
     """Create the bundle directory (0700, parents as needed); refuses a non-directory."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -429,7 +443,7 @@ def make_bundle_dir(path):
         raise BundleError("path %s exists and is not a directory" % path, path=path)
 
 
-def removable(path):
+def removable(path: str) -> bool | None:
     """Whether ``path`` may be removed as a bundle: None when it does not exist, True when it is a
     directory holding config.json or our metadata; raises BundleError otherwise."""
     try:
@@ -452,12 +466,12 @@ def removable(path):
 class BundleLock(object):
     """An exclusive flock on the bundle directory itself, so two runs never build it at once."""
 
-    def __init__(self, path, timeout=900.0):
+    def __init__(self, path: str, timeout: float = 900.0) -> None:
         self.path = path
         self.timeout = timeout
-        self._fd = None
+        self._fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> BundleLock:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
@@ -469,7 +483,7 @@ class BundleLock(object):
         self._fd = fd
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
