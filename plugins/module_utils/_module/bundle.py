@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay as OV
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import rootfs as R
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import spec as S
@@ -85,7 +86,7 @@ class BundleConverger(object):
         self.state = params.get("state") or "present"
         self.allow_devices = bool(params.get("allow_devices"))
         self.settings = S.check_settings(params) if self.state == "present" else None
-        self.actions = []
+        self.actions = ActionLog(check_mode)
         self.warnings = []
         self.config = None  # config.json as built (or as check mode predicts it), once run
 
@@ -97,7 +98,7 @@ class BundleConverger(object):
         if self.check_mode:
             return self._present(source)
         if not os.path.isdir(self.path):
-            self._note("create bundle directory")
+            self.actions.note("create", "bundle directory")
         R.make_bundle_dir(self.path)
         with R.BundleLock(self.path):
             for leftover in R.leftovers(self.path):
@@ -109,7 +110,7 @@ class BundleConverger(object):
     def _present(self, source):
         exists = os.path.isdir(self.path)
         if self.check_mode and not exists:
-            self._note("create bundle directory")
+            self.actions.note("create", "bundle directory")
         meta = R.read_metadata(self.path) if exists else None
         wanted = R.source_record(source, self.allow_devices)
         rebuild = not (meta and meta.get("source") == wanted and R.rootfs_is_dir(self.path))
@@ -118,7 +119,7 @@ class BundleConverger(object):
             if source.kind == "store":
                 read_file = self._overlay_rootfs(source, meta, wanted)
             elif rebuild:
-                self._note("build rootfs", "from %s %s" % (source.kind, source.digest))
+                self.actions.note("build", "rootfs", "from %s %s" % (source.kind, source.digest))
                 if self.check_mode:
                     read_file = R.source_file_reader(source)
                 else:
@@ -132,7 +133,7 @@ class BundleConverger(object):
             self.config = config
             current = R.read_config_bytes(self.path) if exists else None
             if data != current:
-                self._note("write config.json")
+                self.actions.note("write", R.CONFIG_FILE)
                 if not self.check_mode:
                     R.write_config(self.path, data)
             if new is not None:
@@ -145,7 +146,7 @@ class BundleConverger(object):
         digest = config_digest(data)
         wanted_meta = R.metadata(source, self.allow_devices, digest)
         if wanted_meta != meta:
-            self._note("write metadata")
+            self.actions.note("write", "metadata")
             if not self.check_mode:
                 R.write_metadata(self.path, wanted_meta)
         result = self._result(before=current, after=data)
@@ -160,7 +161,7 @@ class BundleConverger(object):
         if not R.removable(self.path):
             return self._result(None, None)
         before = R.read_config_bytes(self.path)
-        self._note("remove bundle")
+        self.actions.note("remove", "bundle")
         if not self.check_mode:
             with R.BundleLock(self.path):
                 self._leave_overlay()
@@ -178,12 +179,12 @@ class BundleConverger(object):
         if record == wanted_record and meta and meta.get("source") == wanted:
             if OV.is_mounted(self.path):
                 return R.user_file_reader(root)
-            self._note("mount rootfs", "overlay of %s" % source.path)
+            self.actions.note("mount", "rootfs", "overlay of %s" % source.path)
             if self.check_mode:
                 return R.source_file_reader(source)
             OV.mount(self.path, record)
             return R.user_file_reader(root)
-        self._note("build rootfs", "overlay of image %s %s" % (source.path, source.digest))
+        self.actions.note("build", "rootfs", "overlay of image %s %s" % (source.path, source.digest))
         if self.check_mode:
             return R.source_file_reader(source)
         with source.store.lock():
@@ -220,12 +221,9 @@ class BundleConverger(object):
 
     # --- result -------------------------------------------------------------------------------
 
-    def _note(self, action, why=""):
-        self.actions.append(action + (": " + why if why else ""))
-
     def _result(self, before, after):
         changed = bool(self.actions)
-        result = {"changed": changed, "path": self.path, "actions": list(self.actions)}
+        result = {"changed": changed, "path": self.path, "actions": self.actions.rendered()}
         if changed:
             header = os.path.join(self.path, R.CONFIG_FILE)
             result["diff"] = {"before_header": header, "after_header": header,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     build_runtime,
     check_seconds,
@@ -14,7 +15,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
-from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
+from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
+    NoSuchContainerError,
+    RuntimeCoreError,
+)
 
 STATES = ("present", "absent", "restored")
 CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
@@ -50,7 +54,7 @@ class CheckpointConverger(object):
         self.store = ckpt.CheckpointStore(directory)
         self.state = params["state"]
         check_seconds("start_timeout", params.get("start_timeout"))
-        self.actions = []
+        self.actions = ActionLog(check_mode)
 
     def run(self):
         return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
@@ -68,7 +72,7 @@ class CheckpointConverger(object):
             container = self._restored(before, container)
         result = {
             "changed": bool(self.actions),
-            "actions": list(self.actions),
+            "actions": self.actions.rendered(),
             "checkpoint": checkpoint or {},
             "checkpoints": self.store.list(),
         }
@@ -85,38 +89,28 @@ class CheckpointConverger(object):
 
     # --- present / absent -----------------------------------------------------------------------
 
-    def _options(self):
-        return {
-            "tcp": self.params.get("tcp"),
-            "unixSockets": self.params.get("unix_sockets"),
-            "shell": self.params.get("shell"),
-            "exit": self.params.get("exit"),
-            "emptyNS": list(self.params.get("empty_ns") or []),
-        }
-
     def _present(self, before, container):
         if before is not None and not self.params.get("force"):
             return before
         if container is None:
-            raise ckpt.CheckpointError("container %r does not exist under %s: nothing to checkpoint"
-                                       % (self.container_id, self.layout.state_dir))
+            raise NoSuchContainerError(self.container_id, self.layout.state_dir,
+                                       "nothing to checkpoint")
         status = container.status()
         if status not in CHECKPOINTABLE:
             raise ckpt.CheckpointError("container %r is %s: only a running or paused container can "
                                        "be checkpointed" % (self.container_id, status))
         criu = ckpt.find_criu(self.params.get("criu_path"))
-        self.actions.append("checkpoint" + (" and exit" if self.params.get("exit") else ""))
+        options = ckpt.checkpoint_options(self.params)
+        self.actions.note("checkpoint", "and exit" if options["exit"] else "")
         if self.check_mode:
-            return {"name": self.name, "path": self.store.path(self.name), "options": self._options()}
-        return self.store.create(container, self.name, self._options(), criu,
+            return {"name": self.name, "path": self.store.path(self.name), "options": options}
+        return self.store.create(container, self.name, options, criu,
                                  force=bool(self.params.get("force")))
 
     def _absent(self, before):
         if before is None:
             return None
-        self.actions.append("remove")
-        if not self.check_mode:
-            self.store.remove(self.name)
+        self.actions.act("remove", self.store.remove, self.name)
         return None
 
     # --- restored -------------------------------------------------------------------------------
@@ -131,28 +125,23 @@ class CheckpointConverger(object):
         if container is None:
             bundle = self.params.get("bundle") or checkpoint.get("bundle")
             if not bundle:
-                raise ckpt.CheckpointError("container %r is not known here: give bundle to restore it"
-                                           % self.container_id)
-            self.actions.append("register")
+                raise NoSuchContainerError(self.container_id, self.layout.state_dir,
+                                           "give bundle to restore it from checkpoint %r"
+                                           % self.name)
+            self.actions.note("register")
             if not self.check_mode:
                 runtime = build_runtime(self.params)
                 container = core.Container.register(self.layout, runtime, self.container_id, bundle)
                 registered = True
-        self.actions.append("restore")
+        self.actions.note("restore")
         if self.check_mode:
             return None
-        options = {
-            "tcp": checkpoint["options"]["tcp"],
-            "unixSockets": checkpoint["options"]["unix_sockets"],
-            "shell": checkpoint["options"]["shell"],
-            "emptyNS": checkpoint["options"]["empty_ns"],
-        }
         work = self.store.work_dir(self.name, "restore")
         L.remove_tree(work)
         L.make_private_dir(work)
         try:
             container.restore(self.name, checkpoint["path"], work,
-                              ckpt.option_args(options, container.runtime), criu,
+                              ckpt.option_args(checkpoint["options"], container.runtime), criu,
                               self.params["start_timeout"])
         except RuntimeCoreError as exc:
             if registered:

@@ -8,9 +8,11 @@ import contextlib
 import math
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
     InvalidPidError,
     InvalidValueError,
+    NoSuchContainerError,
     RuntimeCoreError,
     StateError,
 )
@@ -46,6 +48,15 @@ def damaged_records_hint(layout, container_id):
             "again: a container the runtime still runs is then adopted from the runtime's state, "
             "otherwise it is created afresh" % (container_id, exc.msg, directory),
             container=container_id, path=path)
+
+
+def load_container(layout, container_id, why=""):
+    """The recorded container; NoSuchContainerError (saying ``why`` it was needed) when the state
+    dir has no record of it."""
+    container = core.Container.load(layout, container_id)
+    if container is None:
+        raise NoSuchContainerError(container_id, layout.state_dir, why)
+    return container
 
 
 def check_seconds(name, value):

@@ -17,6 +17,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import load_bundle
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import check_labels
+from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     DEFAULT_RUNTIME,
     build_runtime,
@@ -26,6 +27,9 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
 
 RECREATE = "recreate"
 UPDATE = "update"
+
+# The verbs of a converge that makes a new container (nothing to read its live state from before).
+CREATING = ("register", "recreate", "create")
 
 STATES = ("running", "paused", "stopped", "absent")
 
@@ -130,7 +134,7 @@ class ContainerConverger(object):
         self.name = params["name"]
         self.state = params["state"]
         self.layout = L.Layout(params["state_dir"])
-        self.actions = []
+        self.actions = ActionLog(check_mode)
         self.bundle_config = None
         self.given_bundle_config = bundle_config
         self.kept_labels = {}  # a recreate keeps the recorded labels unless the task gives some
@@ -213,7 +217,8 @@ class ContainerConverger(object):
                     load_bundle(container.record.bundle)  # raises: say what is missing
                 self._require_runtime()  # a missing binary fails here, before the removal
                 self.kept_labels = container.record.labels
-                self._note("recreate", "because " + ", ".join(d[0] for d in recreate) + " changed")
+                self.actions.note("recreate", why="because " + ", ".join(d[0] for d in recreate)
+                                  + " changed")
                 self._remove(container, before["status"])
                 container, status = None, "absent"
                 updates = []
@@ -238,20 +243,20 @@ class ContainerConverger(object):
         want = self.state
         if want == "stopped":
             if status != "stopped":
-                self._act("stop", container.stop, self.params["stop_signal"],
-                          self.params["stop_timeout"])
+                self.actions.act("stop", container.stop, self.params["stop_signal"],
+                                 self.params["stop_timeout"])
             return "stopped"
         if status == "stopped":
-            self._act("create", container.create, self.params["start_timeout"])
+            self.actions.act("create", container.create, self.params["start_timeout"])
             status = "created"
         if status == "created":
-            self._act("start", container.start)
+            self.actions.act("start", container.start)
             status = "running"
         if want == "running" and status == "paused":
-            self._act("resume", container.resume)
+            self.actions.act("resume", container.resume)
             status = "running"
         if want == "paused" and status == "running":
-            self._act("pause", container.pause)
+            self.actions.act("pause", container.pause)
             status = "paused"
         return status
 
@@ -264,9 +269,9 @@ class ContainerConverger(object):
             return None
         container = core.Container.adopt(self.layout, self.runtime, self.name)
         if container is not None:
-            self._note("adopt", "container %r had no record under %s; rebuilt it from the "
-                       "runtime's state (labels and stdio paths are not known)"
-                       % (self.name, self.layout.state_dir))
+            self.actions.note("adopt", why="container %r had no record under %s; rebuilt it from "
+                              "the runtime's state (labels and stdio paths are not known)"
+                              % (self.name, self.layout.state_dir))
         return container
 
     def _bundle_config(self, container):
@@ -287,7 +292,8 @@ class ContainerConverger(object):
             return None
 
     def _register(self, bundle_config):
-        self._note("register", "record container %r for bundle %s" % (self.name, bundle_config.bundle))
+        self.actions.note("register", why="record container %r for bundle %s"
+                          % (self.name, bundle_config.bundle))
         if self.check_mode:
             return _PlannedContainer()
         labels = self.wanted_labels(self.kept_labels)
@@ -299,22 +305,13 @@ class ContainerConverger(object):
     def _update(self, container, updates):
         for name, dummy_how, dummy_before, wanted in updates:
             if name == "labels":
-                self._act("update labels", container.set_labels, wanted)
+                self.actions.act("update", container.set_labels, wanted, target="labels")
 
     def _remove(self, container, status):
         if status not in ("stopped", "absent"):
-            self._act("stop", container.stop, self.params["stop_signal"], self.params["stop_timeout"])
-        self._act("remove", container.remove)
-
-    # --- act or only record -------------------------------------------------------------------
-
-    def _note(self, action, why=""):
-        self.actions.append(action + (": " + why if why else ""))
-
-    def _act(self, action, func, *args):
-        self.actions.append(action)
-        if not self.check_mode:
-            func(*args)
+            self.actions.act("stop", container.stop, self.params["stop_signal"],
+                             self.params["stop_timeout"])
+        self.actions.act("remove", container.remove)
 
     # --- result -------------------------------------------------------------------------------
 
@@ -342,13 +339,11 @@ class ContainerConverger(object):
         if self.bundle_config is not None:
             predicted.update({"bundle": self.bundle_config.bundle,
                               "config_digest": self.bundle_config.digest})
-        labels = self.wanted_labels(self.kept_labels if any(a.startswith("recreate")
-                                                            for a in self.actions)
+        labels = self.wanted_labels(self.kept_labels if self.actions.has("recreate")
                                     else self._before_labels)
         if labels is not None:
             predicted["labels"] = labels
-        if status in ("running", "paused") and any(a.startswith(("create", "recreate", "register"))
-                                                   for a in self.actions):
+        if status in ("running", "paused") and self.actions.has(*CREATING):
             predicted.update({"pid": None, "shim_pid": None, "exit_status": None,
                               "exit_status_unknown": False})
         if status == "stopped":
@@ -359,7 +354,7 @@ class ContainerConverger(object):
         changed = bool(self.actions)
         result = {
             "changed": changed,
-            "actions": list(self.actions),
+            "actions": self.actions.rendered(),
             "container": container if container and container.get("status") != "absent" else {},
         }
         if changed:

@@ -22,6 +22,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.actions import Action
 from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import (
     BUNDLE_MUTUALLY_EXCLUSIVE,
     BUNDLE_OPTIONS,
@@ -32,6 +33,7 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import check_seconds
 from ansible_collections.oci.runtime.plugins.module_utils._module.container import (
     CONTAINER_OPTIONS,
+    CREATING,
     ContainerConverger,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._module.process import (
@@ -236,7 +238,7 @@ class ItemConverger(object):
             self.result["diff"] = result["diff"]
         # A container that is (re)created in this run: in check mode there is nothing to read its
         # limits and processes from yet, so they are predicted, not compared.
-        fresh = any(a.startswith(("register", "recreate", "create")) for a in result["actions"])
+        fresh = converger.actions.has(*CREATING)
         if self.item.get("resources") and state in ("running", "paused"):
             self._resources(fresh)
         if self.item.get("processes") and state == "running":
@@ -290,7 +292,8 @@ class ItemConverger(object):
             self.result.setdefault("warnings", []).append("%s: %s" % (self.name, warning))
         if result["changed"]:
             self.result["changed"] = True
-            self.result["actions"].append("update resources: " + ", ".join(result["changed_fields"]))
+            self.result["actions"].append(
+                str(Action("update", "resources", ", ".join(result["changed_fields"]))))
 
     def _processes(self, fresh):
         results = self.result["processes"] = []
@@ -299,7 +302,7 @@ class ItemConverger(object):
             params = self._sub_params(PROCESS_OPTIONS, given)
             converger = ProcessConverger(params, check_mode=self.check_mode)  # checks the input
             if self.check_mode and fresh:
-                actions = ["start"] if params["state"] != "absent" else []
+                actions = [str(Action("start"))] if params["state"] != "absent" else []
                 result = {"id": params["id"], "changed": bool(actions), "actions": actions,
                           "status": "running" if actions else "absent", "predicted": True}
             else:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     TaskFailedError,
     check_seconds,
+    load_container,
     run_locked,
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
@@ -59,10 +61,6 @@ class ProcessFailedError(TaskFailedError):
 
     def __init__(self, msg, result):
         super(ProcessFailedError, self).__init__(msg, result, rc=result.get("exit_status"))
-
-
-class NoSuchContainerError(RuntimeCoreError):
-    pass
 
 
 def parse_user(value):
@@ -112,7 +110,7 @@ class ProcessConverger(object):
         for key in ("stdin", "stdout", "stderr", "cwd"):
             if params.get(key) and not os.path.isabs(params[key]):
                 raise InvalidValueError("%s must be an absolute path, got %r" % (key, params[key]))
-        self.actions = []
+        self.actions = ActionLog(check_mode)
         self.warnings = []
 
     def run(self):
@@ -123,17 +121,10 @@ class ProcessConverger(object):
 
     # --- plan and act under the lock ------------------------------------------------------------
 
-    def _container(self):
-        container = core.Container.load(self.layout, self.container_id)
-        if container is None:
-            raise NoSuchContainerError("container %r does not exist under %s"
-                                       % (self.container_id, self.layout.state_dir))
-        return container
-
     def _converge(self):
         if self.state == "absent":
             return self._absent()
-        container = self._container()
+        container = load_container(self.layout, self.container_id)
         record = container.process(self.process_id)
         before = record.describe()
         self._warn_if_args_differ(record, before)
@@ -141,14 +132,14 @@ class ProcessConverger(object):
         # Absent, or (for state=running) ended: start it. An ended run of state=exited stays ended.
         if before["status"] == proc.ABSENT or (self.state == "running"
                                                and before["status"] == proc.EXITED):
-            self._do("start", container.exec_process, self.process_id, self._overrides(container),
-                     self._stdio(), self.params["start_timeout"])
+            self.actions.act("start", container.exec_process, self.process_id,
+                             self._overrides(container), self._stdio(), self.params["start_timeout"])
         elif self.signal is not None and before["status"] == proc.RUNNING:
-            self._do("signal %d" % self.signal, record.signal, self.signal)
+            self.actions.act("signal", record.signal, self.signal, target=self.signal)
 
         if self.check_mode:
             after = dict(before)
-            if "start" in self.actions:
+            if self.actions.has("start"):
                 after.update({"id": self.process_id, "status": proc.RUNNING, "pid": None,
                               "exit_status": None})
         else:
@@ -163,7 +154,7 @@ class ProcessConverger(object):
         record = container.process(self.process_id)
         before = record.describe()
         if before["status"] != proc.ABSENT:
-            self._do("remove", container.remove_process, record, ABSENT_GRACE)
+            self.actions.act("remove", container.remove_process, record, ABSENT_GRACE)
         return self._result(before, gone)
 
     def _overrides(self, container):
@@ -196,11 +187,6 @@ class ProcessConverger(object):
                 "process %r of container %r was started with other args than this task's; it "
                 "is not started again while its record exists (remove it with state=absent "
                 "first)" % (self.process_id, self.container_id))
-
-    def _do(self, action, func, *args):
-        self.actions.append(action)
-        if not self.check_mode:
-            func(*args)
 
     # --- waiting and reporting ------------------------------------------------------------------
 
@@ -243,7 +229,7 @@ class ProcessConverger(object):
     def _result(self, before, after):
         result = {
             "changed": bool(self.actions),
-            "actions": list(self.actions),
+            "actions": self.actions.rendered(),
             "process": after,
             "exit_status": after.get("exit_status"),
             "pid": after.get("pid"),

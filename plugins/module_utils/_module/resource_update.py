@@ -5,7 +5,10 @@ read the kernel again and fail if it did not take what was sent."""
 
 from __future__ import annotations
 
-from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_locked
+from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
+    load_container,
+    run_locked,
+)
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
@@ -45,10 +48,7 @@ class ResourceConverger(object):
         return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
 
     def _converge(self):
-        container = core.Container.load(self.layout, self.container_id)
-        if container is None:
-            raise res.ResourceError("container %r does not exist under %s"
-                                    % (self.container_id, self.layout.state_dir))
+        container = load_container(self.layout, self.container_id)
         status = container.status()
         if status not in UPDATABLE_STATUSES:
             raise res.ResourceError("container %r is %s: limits can only be changed on a running "

@@ -25,6 +25,30 @@ META_FILE = "checkpoint.json"
 WORK_DIR = ".work"
 DEFAULT_CHECKPOINT_ROOT = "/var/lib/oci-runtime/checkpoints"
 
+# The checkpoint options: the name the modules and this file use (snake_case), the name in
+# checkpoint.json (camelCase, the seed's Checkpoint fields), and the type a value is kept as.
+OPTIONS = (
+    ("tcp", "tcp", bool),
+    ("unix_sockets", "unixSockets", bool),
+    ("shell", "shell", bool),
+    ("exit", "exit", bool),
+    ("empty_ns", "emptyNS", list),
+)
+
+
+def checkpoint_options(values):
+    """The checkpoint options in ``values`` (a task's parameters), by their snake_case names."""
+    return {name: kind(values.get(name) or kind()) for name, dummy, kind in OPTIONS}
+
+
+def _options_to_meta(options):
+    return {field: kind(options.get(name) or kind()) for name, field, kind in OPTIONS}
+
+
+def _options_of_meta(meta):
+    return {name: kind(meta.get(field) or kind()) for name, field, kind in OPTIONS}
+
+
 # CRIU prints this on every run in containers where it may not raise its own fd limit; it is not
 # why anything failed.
 _BENIGN_CRIU_ERRORS = ("Can't setup RLIMIT_NOFILE for self",)
@@ -90,15 +114,16 @@ def failure_text(exc, log_path, criu):
 
 
 def option_args(options, runtime):
-    """The runtime flags for the seed's Checkpoint options."""
+    """The runtime flags for the checkpoint options (by their snake_case names; ``exit`` is the
+    caller's: it decides ``--leave-running``)."""
     args = []
     if options.get("tcp"):
         args.append("--tcp-established")
-    if options.get("unixSockets"):
+    if options.get("unix_sockets"):
         args.append("--ext-unix-sk")
     if options.get("shell"):
         args.append("--shell-job")
-    for namespace in options.get("emptyNS") or []:
+    for namespace in options.get("empty_ns") or []:
         if runtime.flavor == "crun":
             raise NotImplementedByRuntimeError("crun has no --empty-ns for checkpoints")
         args += ["--empty-ns", namespace]
@@ -146,13 +171,7 @@ class CheckpointStore(object):
             "container": meta.get("container"),
             "bundle": meta.get("bundle"),
             "config_digest": meta.get("configDigest"),
-            "options": {
-                "tcp": bool(meta.get("tcp")),
-                "unix_sockets": bool(meta.get("unixSockets")),
-                "shell": bool(meta.get("shell")),
-                "exit": bool(meta.get("exit")),
-                "empty_ns": list(meta.get("emptyNS") or []),
-            },
+            "options": _options_of_meta(meta),
         }
 
     def list(self):
@@ -168,7 +187,8 @@ class CheckpointStore(object):
 
     def create(self, container, name, options, criu, force=False):
         """Checkpoint ``container`` (seed: Checkpoint) into ``<dir>/<name>``; never overwrites an
-        existing checkpoint unless ``force``. With ``options['exit']`` the container stops."""
+        existing checkpoint unless ``force``. ``options`` are checkpoint_options(); with
+        ``options['exit']`` the container stops."""
         final = self.path(name)
         if os.path.exists(final) and not force:
             raise CheckpointError("checkpoint %r already exists at %s (use force to replace it)"
@@ -195,15 +215,13 @@ class CheckpointStore(object):
         meta = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "name": name,
-            "tcp": bool(options.get("tcp")),
-            "unixSockets": bool(options.get("unixSockets")),
-            "shell": bool(options.get("shell")),
-            "exit": bool(options.get("exit")),
-            "emptyNS": list(options.get("emptyNS") or []),
+        }
+        meta.update(_options_to_meta(options))
+        meta.update({
             "container": container.id,
             "bundle": container.record.bundle,
             "configDigest": container.record.config_digest,
-        }
+        })
         L.atomic_write(os.path.join(staging, META_FILE), json.dumps(meta, indent=2) + "\n")
         if os.path.exists(final):
             old = final + ".old-%d" % os.getpid()

@@ -84,6 +84,17 @@ class InvalidIdError(RuntimeCoreError):
     """An id that is empty, too long, or could escape the state directory."""
 
 
+class NoSuchContainerError(RuntimeCoreError):
+    """The state dir has no record of a container that the task needs to exist; ``why`` says
+    what the task would have done with it."""
+
+    def __init__(self, container_id: str, state_dir: str, why: str = "") -> None:
+        msg = "container %r does not exist under %s" % (container_id, state_dir)
+        if why:
+            msg += ": " + why
+        super(NoSuchContainerError, self).__init__(msg, container=container_id)
+
+
 class InvalidValueError(RuntimeCoreError, ValueError):
     """A task value that cannot be right (a signal, a timeout); also a ValueError, so callers that
     catch ValueError keep working."""
