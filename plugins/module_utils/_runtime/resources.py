@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 UNLIMITED = -1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -38,7 +43,7 @@ class ResourceError(RuntimeCoreError):
 
 # --- parsing and checking the task's values ------------------------------------------------------
 
-def parse_size(field, value):
+def parse_size(field: str, value: object) -> int:
     """Bytes from 1048576, '1048576', '128m', '1G', '512KiB' or '1.5g'; -1 means unlimited."""
     if isinstance(value, bool):
         raise ResourceError("%s: %r is not a size" % (field, value))
@@ -67,7 +72,7 @@ def parse_size(field, value):
     return number
 
 
-def parse_int(field, value):
+def parse_int(field: str, value: object) -> int:
     if isinstance(value, bool):
         raise ResourceError("%s: %r is not an integer" % (field, value))
     try:
@@ -76,7 +81,7 @@ def parse_int(field, value):
         raise ResourceError("%s: %r is not an integer" % (field, value))
 
 
-def parse_cpuset(field, value, online):
+def parse_cpuset(field: str, value: object, online: str) -> str:
     """Normalised cpuset list ('0-2,4'); every member must be online on this host."""
     text = str(value).strip().replace(" ", "")
     members = expand_cpuset(text)
@@ -90,9 +95,9 @@ def parse_cpuset(field, value, online):
     return format_cpuset(members)
 
 
-def expand_cpuset(text):
+def expand_cpuset(text: str) -> set[int] | None:
     """Set of ints of '0-2,4'; None when malformed."""
-    members = set()
+    members: set[int] = set()
     if not text:
         return members
     for part in text.split(","):
@@ -106,8 +111,8 @@ def expand_cpuset(text):
     return members
 
 
-def format_cpuset(members):
-    ranges = []
+def format_cpuset(members: Iterable[int]) -> str:
+    ranges: list[list[int]] = []
     for member in sorted(members):
         if ranges and member == ranges[-1][1] + 1:
             ranges[-1][1] = member
@@ -116,7 +121,7 @@ def format_cpuset(members):
     return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ranges)
 
 
-def host_online(kind):
+def host_online(kind: str) -> str:
     path = {"cpus": "/sys/devices/system/cpu/online", "mems": "/sys/devices/system/node/online"}[kind]
     try:
         with open(path) as handle:
@@ -125,9 +130,10 @@ def host_online(kind):
         return "0"
 
 
-def parse_request(params, online_cpus=None, online_mems=None):
+def parse_request(params: Mapping[str, Any], online_cpus: str | None = None,
+                  online_mems: str | None = None) -> dict[str, Any]:
     """The task's limits as numbers/strings, checked field by field; None for fields not given."""
-    request = {}
+    request: dict[str, Any] = {}
     for field in FIELDS:
         value = params.get(field)
         if value is None:
@@ -145,7 +151,7 @@ def parse_request(params, online_cpus=None, online_mems=None):
     return request
 
 
-def _check_ranges(request):
+def _check_ranges(request: Mapping[str, Any]) -> None:
     shares = request.get("cpu_shares")
     if shares is not None and not 2 <= shares <= 262144:
         raise ResourceError("cpu_shares: %d is outside 2-262144" % shares)
@@ -168,8 +174,8 @@ def _check_ranges(request):
             raise ResourceError("memory_swap: %d must be -1 or at least memory (%d): it is the "
                                 "limit of memory plus swap" % (swap, memory))
     reservation = request.get("memory_reservation")
-    if (reservation is not None and memory not in (None, UNLIMITED) and reservation != UNLIMITED
-            and reservation > memory):
+    if (reservation is not None and memory is not None and memory != UNLIMITED
+            and reservation != UNLIMITED and reservation > memory):
         raise ResourceError("memory_reservation: %d is above memory (%d)" % (reservation, memory))
 
 
@@ -178,11 +184,11 @@ def _check_ranges(request):
 class CgroupFiles(object):
     """The cgroup files of one process: v1 per controller, or v2 unified."""
 
-    def __init__(self, proc_cgroup_text, cgroup_root="/sys/fs/cgroup"):
+    def __init__(self, proc_cgroup_text: str, cgroup_root: str = "/sys/fs/cgroup") -> None:
         self.root = cgroup_root
         self.unified = os.path.exists(os.path.join(cgroup_root, "cgroup.controllers"))
-        self.v1 = {}
-        self.v2 = None
+        self.v1: dict[str, str] = {}
+        self.v2: str | None = None
         for line in proc_cgroup_text.splitlines():
             parts = line.split(":", 2)
             if len(parts) != 3:
@@ -195,7 +201,7 @@ class CgroupFiles(object):
                     self.v1[controller] = path
 
     @classmethod
-    def of_pid(cls, pid, cgroup_root="/sys/fs/cgroup"):
+    def of_pid(cls, pid: int, cgroup_root: str = "/sys/fs/cgroup") -> CgroupFiles:
         try:
             with open("/proc/%d/cgroup" % pid) as handle:
                 return cls(handle.read(), cgroup_root)
@@ -203,10 +209,10 @@ class CgroupFiles(object):
             raise ResourceError("cannot read the cgroups of pid %d: %s" % (pid, exc.strerror))
 
     @property
-    def version(self):
+    def version(self) -> int:
         return 2 if self.unified else 1
 
-    def path(self, controller, name):
+    def path(self, controller: str, name: str) -> str | None:
         """Path of a cgroup file, or None when this host has no such controller."""
         if self.unified:
             if self.v2 is None:
@@ -217,7 +223,7 @@ class CgroupFiles(object):
             return None
         return os.path.join(self.root, controller, rel.lstrip("/"), name)
 
-    def read(self, controller, name):
+    def read(self, controller: str, name: str) -> str | None:
         path = self.path(controller, name)
         if path is None:
             return None
@@ -230,25 +236,25 @@ class CgroupFiles(object):
 
 # --- reading limits in the kernel's terms -------------------------------------------------------
 
-def _v1_memory(text):
+def _v1_memory(text: str | None) -> int | None:
     if text is None:
         return None
     value = int(text)
     return UNLIMITED if value >= V1_MEMORY_UNLIMITED_FLOOR else value
 
 
-def _max_or_int(text):
+def _max_or_int(text: str | None) -> int | None:
     if text is None:
         return None
     return UNLIMITED if text == "max" else int(text)
 
 
-def read_kernel(files):
+def read_kernel(files: CgroupFiles) -> dict[str, Any]:
     """Every limit this host exposes, in the units of the task's fields (-1 unlimited).
 
     On v2, cpu_shares is read as the kernel's cpu.weight (see ``to_kernel``): shares cannot be
     recovered from it exactly."""
-    values = {}
+    values: dict[str, Any] = {}
     if files.version == 1:
         values["cpu_shares"] = _int_or_none(files.read("cpu", "cpu.shares"))
         values["cpu_period"] = _int_or_none(files.read("cpu", "cpu.cfs_period_us"))
@@ -298,7 +304,7 @@ def read_kernel(files):
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _default_weight(text):
+def _default_weight(text: str | None) -> int | None:
     """The default weight of a v2 io weight file ("default 100" then per-device "8:0 200" lines)."""
     if not text:
         return None
@@ -311,7 +317,7 @@ def _default_weight(text):
     return None
 
 
-def _int_or_none(text):
+def _int_or_none(text: str | None) -> int | None:
     if text is None or text == "":
         return None
     try:
@@ -320,18 +326,18 @@ def _int_or_none(text):
         return None
 
 
-def shares_to_weight(shares):
+def shares_to_weight(shares: int) -> int:
     """runc's conversion of cgroup v1 cpu shares to the v2 cpu.weight."""
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def io_weight_to_blkio(io_weight):
+def io_weight_to_blkio(io_weight: int) -> int:
     """The v1 blkio weight (10-1000) of a v2 io.weight (1-10000): the inverse of runc's
     ``1 + (weight - 10) * 9999 // 990``, exact for every weight runc can have written."""
     return 10 + -(-(io_weight - 1) * 990 // 9999)
 
 
-def to_kernel(field, value, version):
+def to_kernel(field: str, value: Any, version: int) -> Any:
     """The value a cgroup file will hold once ``value`` of ``field`` has been written."""
     if value == UNLIMITED:
         return value
@@ -344,7 +350,7 @@ def to_kernel(field, value, version):
 
 # --- usage (what the container uses now, not its limits) ------------------------------------------
 
-def _cpu_stat_usec(text):
+def _cpu_stat_usec(text: str | None) -> int | None:
     """``usage_usec`` of a v2 cpu.stat ("usage_usec 1234\nuser_usec ..."), None when absent."""
     for line in (text or "").splitlines():
         words = line.split()
@@ -353,14 +359,14 @@ def _cpu_stat_usec(text):
     return None
 
 
-def read_stats(files):
+def read_stats(files: CgroupFiles) -> dict[str, int]:
     """Current usage from the cgroup files: CPU time in nanoseconds, memory in use and its limit
     in bytes (-1 unlimited), and the number of tasks; a field this host does not expose is left
     out. Also ``cgroup_version``.
 
     v1: cpuacct.usage, memory.usage_in_bytes, memory.limit_in_bytes, pids.current.
     v2: cpu.stat usage_usec, memory.current, memory.max, pids.current."""
-    values = {}
+    values: dict[str, int | None] = {}
     if files.version == 1:
         values["cpu_usage_ns"] = _int_or_none(files.read("cpuacct", "cpuacct.usage"))
         values["memory_usage_bytes"] = _int_or_none(files.read("memory", "memory.usage_in_bytes"))
@@ -376,7 +382,7 @@ def read_stats(files):
     return result
 
 
-def _safe(convert, text):
+def _safe(convert: Callable[[str], int | None], text: str | None) -> int | None:
     """``convert(text)``, or None for an empty or garbled file (a cgroup going away mid-read)."""
     if not text:
         return None
@@ -388,15 +394,15 @@ def _safe(convert, text):
 
 # --- the update ---------------------------------------------------------------------------------
 
-def update_document(changes):
+def update_document(changes: Mapping[str, Any]) -> dict[str, Any]:
     """The runtime's ``update -r -`` JSON (an OCI LinuxResources) holding just ``changes``."""
-    document = {}
-    memory = {}
+    document: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
     for field, key in (("memory", "limit"), ("memory_reservation", "reservation"),
                        ("memory_swap", "swap")):
         if field in changes:
             memory[key] = changes[field]
-    cpu = {}
+    cpu: dict[str, Any] = {}
     for field, key in (("cpu_shares", "shares"), ("cpu_quota", "quota"), ("cpu_period", "period"),
                        ("cpuset_cpus", "cpus"), ("cpuset_mems", "mems")):
         if field in changes:
