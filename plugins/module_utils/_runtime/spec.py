@@ -18,11 +18,18 @@ import copy
 import json
 import os
 import re
+from typing import TYPE_CHECKING
 
 from . import networking
 from .errors import BundleError
 from .resources import ResourceError, parse_request, update_document
 from .users import USER_RE, resolve_user
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any, NoReturn
+
+    from .users import FileReader
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_ENV = ("PATH=" + DEFAULT_PATH, "TERM=xterm")
@@ -62,7 +69,7 @@ SETTINGS = ("args", "env", "cwd", "hostname", "user", "readonly_rootfs", "mounts
 _ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 
 
-def default_spec():
+def default_spec() -> dict[str, Any]:
     """A fresh copy of the config ``runc spec`` writes, with ``process.terminal`` false."""
     return {
         "ociVersion": "1.0.2-dev",
@@ -105,12 +112,12 @@ def default_spec():
     }
 
 
-def config_bytes(config):
+def config_bytes(config: Mapping[str, Any]) -> bytes:
     """The bytes of config.json, formatted as runc formats them (tab indent, no final newline)."""
     return json.dumps(config, indent="\t").encode("utf-8")
 
 
-def deep_merge(base, override):
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """A new dict: ``override`` merged into ``base``. Dicts merge key by key, a None value removes
     the key, anything else (lists included) replaces. Neither argument is modified."""
     merged = copy.deepcopy(base)
@@ -124,7 +131,7 @@ def deep_merge(base, override):
     return merged
 
 
-def merge_env(base, overrides):
+def merge_env(base: Iterable[str], overrides: Mapping[str, object] | Iterable[str]) -> list[str]:
     """``K=V`` list ``base`` with ``overrides`` applied: a list of ``K=V`` or a dict (None removes
     the variable). A replaced variable keeps its place; new ones are appended."""
     result = list(base)
@@ -146,32 +153,33 @@ def merge_env(base, overrides):
 
 # --- the task's settings --------------------------------------------------------------------------
 
-def _fail(field, msg):
+def _fail(field: str, msg: str) -> NoReturn:
     raise BundleError("%s: %s" % (field, msg), field=field)
 
 
-def _is_scalar(value):
+def _is_scalar(value: object) -> bool:
     return isinstance(value, (str, int, float, bool))
 
 
-def _check_list(field, value):
+def _check_list(field: str, value: object) -> list[Any]:
     if not isinstance(value, list):
         _fail(field, "must be a list, not %s" % type(value).__name__)
     return value
 
 
-def _check_dict(field, value):
+def _check_dict(field: str, value: object) -> dict[Any, Any]:
     if not isinstance(value, dict):
         _fail(field, "must be a dictionary, not %s" % type(value).__name__)
     return value
 
 
-def check_settings(params, online_cpus=None, online_mems=None):
+def check_settings(params: Mapping[str, Any], online_cpus: str | None = None,
+                   online_mems: str | None = None) -> dict[str, Any]:
     """The config options of a task, checked and normalised; raises BundleError naming the field.
 
     Returns a dict with the keys of SETTINGS; options not given are None. ``resources`` becomes the
     OCI ``linux.resources`` document."""
-    settings = dict.fromkeys(SETTINGS)
+    settings: dict[str, Any] = dict.fromkeys(SETTINGS)
     args = params.get("args")
     if args is not None:
         _check_list("args", args)
@@ -185,7 +193,7 @@ def check_settings(params, online_cpus=None, online_mems=None):
     env = params.get("env")
     if env is not None:
         _check_dict("env", env)
-        checked = {}
+        checked: dict[str, str | None] = {}
         for key, value in env.items():
             key = str(key)
             if not _ENV_KEY_RE.match(key):
@@ -259,7 +267,7 @@ def check_settings(params, online_cpus=None, online_mems=None):
     return settings
 
 
-def _check_mount(index, mount):
+def _check_mount(index: int, mount: object) -> dict[str, Any]:
     field = "mounts[%d]" % index
     if not isinstance(mount, dict):
         _fail(field, "must be a dictionary with destination, type, source and options")
@@ -280,18 +288,19 @@ def _check_mount(index, mount):
     return copy.deepcopy(mount)
 
 
-def _check_namespaces(namespaces):
-    result = []
-    seen = set()
+def _check_namespaces(namespaces: list[Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for index, item in enumerate(namespaces):
         field = "namespaces[%d]" % index
+        entry: dict[str, Any]
         if isinstance(item, str):
             entry = {"type": item}
         elif isinstance(item, dict):
             entry = {str(k): v for k, v in item.items()}
         else:
             _fail(field, "must be a namespace name or a dictionary with type and path")
-        kind = NAMESPACE_ALIASES.get(entry.get("type"), entry.get("type"))
+        kind = NAMESPACE_ALIASES.get(str(entry.get("type")), entry.get("type"))
         if kind not in NAMESPACES:
             _fail(field, "%r is not a namespace type (one of: %s)"
                   % (entry.get("type"), ", ".join(NAMESPACES)))
@@ -311,8 +320,8 @@ def _check_namespaces(namespaces):
     return result
 
 
-def _check_capabilities(caps):
-    result = []
+def _check_capabilities(caps: list[Any]) -> list[str]:
+    result: list[str] = []
     for item in caps:
         if not isinstance(item, str) or not item.strip():
             _fail("capabilities", "%r is not a capability name" % (item,))
@@ -332,7 +341,8 @@ def _check_capabilities(caps):
     return result
 
 
-def _check_resources(resources, online_cpus, online_mems):
+def _check_resources(resources: dict[Any, Any], online_cpus: str | None,
+                     online_mems: str | None) -> dict[str, Any]:
     unknown = sorted(str(k) for k in resources if k not in RESOURCE_FIELDS)
     if unknown:
         _fail("resources", "unknown limit %s (known: %s)"
@@ -346,7 +356,7 @@ def _check_resources(resources, online_cpus, online_mems):
 
 # --- the image's defaults -------------------------------------------------------------------------
 
-def image_defaults(image_config):
+def image_defaults(image_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The process defaults an OCI image config gives: args, env, cwd, user (None when unset)."""
     section = (image_config or {}).get("config") or {}
     args = list(section.get("Entrypoint") or []) + list(section.get("Cmd") or [])
@@ -358,7 +368,8 @@ def image_defaults(image_config):
     }
 
 
-def effective_user(settings, image_config=None):
+def effective_user(settings: Mapping[str, Any],
+                   image_config: Mapping[str, Any] | None = None) -> tuple[str | None, str]:
     """The user string the config will resolve (the task's, else the image's), and its origin."""
     if settings.get("user") is not None:
         return settings["user"], "user"
@@ -368,7 +379,9 @@ def effective_user(settings, image_config=None):
 
 # --- the config -----------------------------------------------------------------------------------
 
-def build_config(settings, image_config=None, rootfs_digest=None, read_file=None):
+def build_config(settings: Mapping[str, Any], image_config: Mapping[str, Any] | None = None,
+                 rootfs_digest: str | None = None,
+                 read_file: FileReader | None = None) -> dict[str, Any]:
     """The config document for ``settings`` (from ``check_settings``).
 
     ``image_config`` is the parsed OCI image config when the root filesystem comes from an image;
@@ -443,7 +456,7 @@ def build_config(settings, image_config=None, rootfs_digest=None, read_file=None
     return config
 
 
-def _check_config(config):
+def _check_config(config: Mapping[str, Any]) -> None:
     process = config.get("process")
     if not isinstance(process, dict):
         raise BundleError("spec: process must be a dictionary", field="spec")
