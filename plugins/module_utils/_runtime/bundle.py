@@ -30,7 +30,8 @@ class BundleConfig(object):
         return self.config.get("process") or {}
 
     def root_ids(self) -> tuple[int, int]:
-        """Host uid/gid that container root maps to (seed: rootUID/rootGID), 0 without userns."""
+        """Host uid/gid that container root maps to (process.json's rootUID/rootGID), 0 without
+        a user namespace."""
         linux = self.config.get("linux") or {}
         return _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings"))
 

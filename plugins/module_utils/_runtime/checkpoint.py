@@ -1,12 +1,12 @@
 # Copyright (c) oci.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The seed's Checkpoint: CRIU images of a container, with their metadata, created and restored
-through the runtime (``checkpoint`` / ``restore --detach`` under a shim).
+"""Checkpoints: CRIU images of a container, with their metadata, created and restored through
+the runtime (``checkpoint`` / ``restore --detach`` under a shim).
 
 ::
 
-    <checkpoint_dir>/<name>/                 CRIU images + checkpoint.json (the seed's Checkpoint
-                                             fields + the bundle, config digest, container id)
+    <checkpoint_dir>/<name>/                 CRIU images + checkpoint.json (name, created, the
+                                             options, the bundle, config digest, container id)
     <checkpoint_dir>/.work/<name>-<verb>/    CRIU's work dir and log of the last dump/restore
 """
 
@@ -26,7 +26,7 @@ WORK_DIR = ".work"
 DEFAULT_CHECKPOINT_ROOT = "/var/lib/oci-runtime/checkpoints"
 
 # The checkpoint options: the name the modules and this file use (snake_case), the name in
-# checkpoint.json (camelCase, the seed's Checkpoint fields), and the type a value is kept as.
+# checkpoint.json (camelCase), and the type a value is kept as.
 OPTIONS = (
     ("tcp", "tcp", bool),
     ("unix_sockets", "unixSockets", bool),
@@ -186,7 +186,7 @@ class CheckpointStore(object):
         return found
 
     def create(self, container, name, options, criu, force=False):
-        """Checkpoint ``container`` (seed: Checkpoint) into ``<dir>/<name>``; never overwrites an
+        """Checkpoint ``container`` into ``<dir>/<name>``; never overwrites an
         existing checkpoint unless ``force``. ``options`` are checkpoint_options(); with
         ``options['exit']`` the container stops."""
         final = self.path(name)

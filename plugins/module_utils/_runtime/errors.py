@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Exceptions of the runtime core.
 
-The first group mirrors the errors of containerd's early ``runtime`` package (the seed); the rest
-cover what a port driven from Ansible meets: bad ids, broken bundles, a missing runtime binary and
-failed runtime commands. Every error carries a message a user can act on; ``main()`` of a module
-turns them into ``fail_json``.
+The first group is about containers and their processes (exited, not running, not started, start
+timeout, a bad pid file, an operation the runtime lacks); the rest covers bad ids and values, broken
+bundles, our records, locks, a missing runtime binary and failed runtime commands. Every error
+carries a message a user can act on; a module's ``run_module`` turns them into ``fail_json``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ class RuntimeCoreError(Exception):
         self.details = details
 
 
-# --- the seed's errors -------------------------------------------------------------------------
+# --- containers and their processes -------------------------------------------------------------------------
 
 class ContainerExitedError(RuntimeCoreError):
-    """Access to an exited container was attempted (seed: ErrContainerExited)."""
+    """Access to an exited container was attempted."""
 
     def __init__(self, container_id: str) -> None:
         super(ContainerExitedError, self).__init__(
@@ -45,7 +45,7 @@ class ContainerNotRunningError(RuntimeCoreError):
 
 
 class ContainerNotStartedError(RuntimeCoreError):
-    """The container did not start, and neither the shim nor the runtime said why (seed)."""
+    """The container did not start; ``reason`` is the shim's or the runtime's message."""
 
     def __init__(self, container_id: str, reason: str = "") -> None:
         msg = "container %r did not start" % container_id
@@ -55,7 +55,7 @@ class ContainerNotStartedError(RuntimeCoreError):
 
 
 class ContainerStartTimeoutError(RuntimeCoreError):
-    """The container took longer than the start timeout (seed: ErrContainerStartTimeout)."""
+    """The container took longer than the start timeout."""
 
     def __init__(self, container_id: str, timeout: float) -> None:
         super(ContainerStartTimeoutError, self).__init__(
@@ -64,7 +64,7 @@ class ContainerStartTimeoutError(RuntimeCoreError):
 
 
 class InvalidPidError(RuntimeCoreError):
-    """A pid file does not hold a positive integer (seed: errInvalidPidInt)."""
+    """A pid file does not hold a positive integer."""
 
     def __init__(self, path: str, content: str) -> None:
         super(InvalidPidError, self).__init__(
@@ -72,13 +72,13 @@ class InvalidPidError(RuntimeCoreError):
 
 
 class NotImplementedByRuntimeError(RuntimeCoreError):
-    """The operation is not implemented for this runtime (seed: errNotImplemented)."""
+    """The operation is not implemented for this runtime."""
 
     def __init__(self, what: str) -> None:
         super(NotImplementedByRuntimeError, self).__init__("not implemented: %s" % what)
 
 
-# --- errors of the port ------------------------------------------------------------------------
+# --- input, records, locks and the runtime binary ------------------------------------------------------------------------
 
 class InvalidIdError(RuntimeCoreError):
     """An id that is empty, too long, or could escape the state directory."""

@@ -4,7 +4,7 @@
 
 ::
 
-    <state_dir>/<container-id>/state.json          the container (seed: state) + config digest
+    <state_dir>/<container-id>/state.json          the container's record (record.py)
     <state_dir>/<container-id>/<process-id>/        process.json, pid, starttime, exitStatus,
                                                     exit and control fifos, shim.pid, logs
     <state_dir>/.locks/<container-id>.lock          per-container flock (outside the container
@@ -32,13 +32,12 @@ if TYPE_CHECKING:
 
     from .errors import RuntimeCoreError
 
-# The seed's file names.
+# File names in a container's and a process's directory (shim.py keeps copies of the process ones).
 EXIT_FILE = "exit"
 EXIT_STATUS_FILE = "exitStatus"
 STATE_FILE = "state.json"
 CONTROL_FILE = "control"
 INIT_PROCESS_ID = "init"
-# Files the port adds next to the seed's.
 PROCESS_FILE = "process.json"
 PID_FILE = "pid"
 START_TIME_FILE = "starttime"

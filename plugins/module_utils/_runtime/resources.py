@@ -1,6 +1,6 @@
 # Copyright (c) oci.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The seed's Resource: a container's live cgroup limits, read from the kernel and updated.
+"""A container's live cgroup limits, read from the kernel and updated, and its usage.
 
 Values are compared in the kernel's own terms (what the cgroup file will hold after the runtime
 wrote it), so v1 page rounding and the v2 conversions (shares to weight, swap as a separate limit)
