@@ -16,10 +16,18 @@ import json
 import os
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from . import layout as L
 from .errors import NotImplementedByRuntimeError, RuntimeCommandError, RuntimeCoreError
 from .oci import SYSTEM_BIN_DIRS
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from .container import Container
+    from .oci import OciRuntime
 
 META_FILE = "checkpoint.json"
 WORK_DIR = ".work"
@@ -27,7 +35,7 @@ DEFAULT_CHECKPOINT_ROOT = "/var/lib/oci-runtime/checkpoints"
 
 # The checkpoint options: the name the modules and this file use (snake_case), the name in
 # checkpoint.json (camelCase), and the type a value is kept as.
-OPTIONS = (
+OPTIONS: tuple[tuple[str, str, type], ...] = (
     ("tcp", "tcp", bool),
     ("unix_sockets", "unixSockets", bool),
     ("shell", "shell", bool),
@@ -36,16 +44,16 @@ OPTIONS = (
 )
 
 
-def checkpoint_options(values):
+def checkpoint_options(values: Mapping[str, Any]) -> dict[str, Any]:
     """The checkpoint options in ``values`` (a task's parameters), by their snake_case names."""
     return {name: kind(values.get(name) or kind()) for name, dummy, kind in OPTIONS}
 
 
-def _options_to_meta(options):
+def _options_to_meta(options: Mapping[str, Any]) -> dict[str, Any]:
     return {field: kind(options.get(name) or kind()) for name, field, kind in OPTIONS}
 
 
-def _options_of_meta(meta):
+def _options_of_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {name: kind(meta.get(field) or kind()) for name, field, kind in OPTIONS}
 
 
@@ -58,7 +66,7 @@ class CheckpointError(RuntimeCoreError):
     """A checkpoint is missing, already there, or CRIU failed (the message quotes CRIU's log)."""
 
 
-def find_criu(criu_path=None):
+def find_criu(criu_path: str | None = None) -> str:
     """Absolute path of the CRIU binary; CheckpointError with a fix when there is none."""
     if criu_path:
         if os.path.isfile(criu_path) and os.access(criu_path, os.X_OK):
@@ -76,7 +84,7 @@ def find_criu(criu_path=None):
         "current kernels, see the collection's scripts/setup-criu.sh), or set criu_path")
 
 
-def criu_check_hint(criu):
+def criu_check_hint(criu: str) -> str:
     """'criu check' output when CRIU itself does not work here, else ''."""
     try:
         proc = subprocess.run([criu, "check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -89,7 +97,7 @@ def criu_check_hint(criu):
     return "; 'criu check' fails on this host (%s): install a CRIU that works here" % " ".join(lines)
 
 
-def criu_errors(log_path, limit=3):
+def criu_errors(log_path: str, limit: int = 3) -> str:
     """The error lines of a CRIU log, most telling last; '' when there is no log."""
     try:
         with open(log_path, errors="replace") as handle:
@@ -104,7 +112,7 @@ def criu_errors(log_path, limit=3):
     return "; ".join(errors[:limit])
 
 
-def failure_text(exc, log_path, criu):
+def failure_text(exc: RuntimeCommandError, log_path: str, criu: str) -> str:
     """The runtime's message, CRIU's own error lines, and a hint when CRIU does not work here."""
     text = exc.runtime_message or str(exc)
     detail = criu_errors(log_path)
@@ -113,10 +121,10 @@ def failure_text(exc, log_path, criu):
     return text + criu_check_hint(criu)
 
 
-def option_args(options, runtime):
+def option_args(options: Mapping[str, Any], runtime: OciRuntime) -> list[str]:
     """The runtime flags for the checkpoint options (by their snake_case names; ``exit`` is the
     caller's: it decides ``--leave-running``)."""
-    args = []
+    args: list[str] = []
     if options.get("tcp"):
         args.append("--tcp-established")
     if options.get("unix_sockets"):
@@ -130,7 +138,7 @@ def option_args(options, runtime):
     return args
 
 
-def dir_size(path):
+def dir_size(path: str) -> int:
     total = 0
     for root, dirs, files in os.walk(path):
         for name in files:
@@ -144,18 +152,18 @@ def dir_size(path):
 class CheckpointStore(object):
     """The checkpoints of one container, in one directory (kept across reboots, not in /run)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: str) -> None:
         if not directory or not os.path.isabs(directory):
             raise CheckpointError("checkpoint_dir must be an absolute path, got %r" % (directory,))
         self.directory = os.path.normpath(directory)
 
-    def path(self, name):
+    def path(self, name: str) -> str:
         return os.path.join(self.directory, L.validate_id(name, "checkpoint name"))
 
-    def work_dir(self, name, verb):
+    def work_dir(self, name: str, verb: str) -> str:
         return os.path.join(self.directory, WORK_DIR, "%s-%s" % (L.validate_id(name, "checkpoint name"), verb))
 
-    def get(self, name):
+    def get(self, name: str) -> dict[str, Any] | None:
         """The checkpoint as modules return it, or None when there is none of that name."""
         path = self.path(name)
         meta = L.read_json(os.path.join(path, META_FILE))
@@ -174,7 +182,7 @@ class CheckpointStore(object):
             "options": _options_of_meta(meta),
         }
 
-    def list(self):
+    def list(self) -> list[dict[str, Any]]:
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:
@@ -182,10 +190,13 @@ class CheckpointStore(object):
         found = []
         for name in names:
             if L.is_valid_id(name) and os.path.isfile(os.path.join(self.directory, name, META_FILE)):
-                found.append(self.get(name))
+                checkpoint = self.get(name)
+                if checkpoint is not None:  # not removed meanwhile
+                    found.append(checkpoint)
         return found
 
-    def create(self, container, name, options, criu, force=False):
+    def create(self, container: Container, name: str, options: Mapping[str, Any], criu: str,
+               force: bool = False) -> dict[str, Any] | None:
         """Checkpoint ``container`` into ``<dir>/<name>``; never overwrites an
         existing checkpoint unless ``force``. ``options`` are checkpoint_options(); with
         ``options['exit']`` the container stops."""
@@ -232,7 +243,7 @@ class CheckpointStore(object):
             os.rename(staging, final)
         return self.get(name)
 
-    def remove(self, name):
+    def remove(self, name: str) -> None:
         L.remove_tree(self.path(name))
         L.remove_tree(self.work_dir(name, "dump"))
         L.remove_tree(self.work_dir(name, "restore"))
