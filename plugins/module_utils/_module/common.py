@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import (
@@ -18,6 +19,20 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
 )
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import ContainerLock
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import DEFAULT_RUNTIME, OciRuntime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Any, Protocol, TypeVar
+
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.layout import Layout
+
+    T = TypeVar("T")
+
+    class Converger(Protocol):
+        """What run_module runs: built as ``ConvergerClass(params, check_mode=...)``."""
+
+        def run(self) -> dict[str, Any]:
+            ...
 
 DEFAULT_STATE_DIR = "/run/oci-runtime"
 DEFAULT_IMAGE_STORE = "/var/lib/oci-runtime/images"
@@ -31,7 +46,7 @@ COMMON_ARGUMENT_SPEC = dict(
 
 
 @contextlib.contextmanager
-def damaged_records_hint(layout, container_id):
+def damaged_records_hint(layout: Layout, container_id: str) -> Iterator[None]:
     """A record file of ``container_id`` that cannot be read (truncated, not JSON, not a number)
     becomes a StateError that says how to recover: remove the container's state directory; the
     next run adopts the container from the runtime's state if it still runs (see
@@ -39,7 +54,7 @@ def damaged_records_hint(layout, container_id):
     try:
         yield
     except (StateError, InvalidPidError) as exc:
-        path = exc.details.get("path") or ""
+        path = str(exc.details.get("path") or "")
         directory = layout.container_dir(container_id)
         if not path.startswith(directory + os.sep):
             raise
@@ -50,7 +65,7 @@ def damaged_records_hint(layout, container_id):
             container=container_id, path=path)
 
 
-def load_container(layout, container_id, why=""):
+def load_container(layout: Layout, container_id: str, why: str = "") -> core.Container:
     """The recorded container; NoSuchContainerError (saying ``why`` it was needed) when the state
     dir has no record of it."""
     container = core.Container.load(layout, container_id)
@@ -59,7 +74,7 @@ def load_container(layout, container_id, why=""):
     return container
 
 
-def check_seconds(name, value):
+def check_seconds(name: str, value: object) -> float | None:
     """A timeout must be a finite number of seconds, zero or more (Ansible's float type takes
     'inf' and 'nan'); None (not given) passes."""
     if value is None:
@@ -70,7 +85,7 @@ def check_seconds(name, value):
     return value
 
 
-def run_locked(layout, container_id, check_mode, converge):
+def run_locked(layout: Layout, container_id: str, check_mode: bool, converge: Callable[[], T]) -> T:
     """Run ``converge()`` under the container's lock. Check mode touches nothing, not even the
     state dir, so it takes no lock (it only reads)."""
     with damaged_records_hint(layout, container_id):
@@ -81,7 +96,7 @@ def run_locked(layout, container_id, check_mode, converge):
             return converge()
 
 
-def argument_spec(**specific):
+def argument_spec(**specific: Any) -> dict[str, Any]:
     spec = dict(COMMON_ARGUMENT_SPEC)
     spec.update(specific)
     return spec
@@ -92,7 +107,7 @@ class TaskFailedError(RuntimeCoreError):
     a set that failed): ``msg`` plus the ``result`` to return beside it; ``details`` (such as
     ``rc``) are returned too, like those of any core error."""
 
-    def __init__(self, msg, result, **details):
+    def __init__(self, msg: str, result: Mapping[str, Any], **details: object) -> None:
         super(TaskFailedError, self).__init__(msg, **details)
         self.result = result
 
@@ -101,11 +116,12 @@ class TaskFailedError(RuntimeCoreError):
 FAILURE_DETAILS = ("argv", "rc", "stderr", "path", "member", "field", "container")
 
 
-def failure_details(exc):
+def failure_details(exc: RuntimeCoreError) -> dict[str, object]:
     return {k: v for k, v in exc.details.items() if k in FAILURE_DETAILS}
 
 
-def run_module(converger, options, common_options=True, **module_kwargs):
+def run_module(converger: Callable[..., Converger], options: Mapping[str, Any],
+               common_options: bool = True, **module_kwargs: Any) -> None:
     """The whole ``main()`` of a module: build the AnsibleModule from ``options`` (plus the common
     options unless ``common_options`` is false) and ``module_kwargs`` (``mutually_exclusive``,
     ``required_by``...), run ``converger(params, check_mode=...).run()`` and turn its result,
@@ -120,6 +136,7 @@ def run_module(converger, options, common_options=True, **module_kwargs):
     module = AnsibleModule(
         argument_spec=argument_spec(**options) if common_options else dict(options),
         supports_check_mode=True, **module_kwargs)
+    result: dict[str, Any]
     try:
         result = converger(module.params, check_mode=module.check_mode).run()
     except TaskFailedError as exc:
@@ -138,7 +155,7 @@ def run_module(converger, options, common_options=True, **module_kwargs):
     module.exit_json(**result)
 
 
-def build_runtime(params, runtime_args=None):
+def build_runtime(params: Mapping[str, Any], runtime_args: list[str] | None = None) -> OciRuntime:
     """The OciRuntime the task asks for (raises RuntimeNotFoundError if the binary is missing)."""
     return OciRuntime(params.get("runtime") or DEFAULT_RUNTIME, root=params.get("runtime_root"),
                       runtime_args=runtime_args if runtime_args is not None
