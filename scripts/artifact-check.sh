@@ -73,7 +73,8 @@ ansible-doc oci.runtime.container >/dev/null
 log "ansible-doc from the installed artifact: $(echo "$listed" | wc -l) modules"
 
 printf 'localhost ansible_connection=local ansible_python_interpreter=%s\n' "$VENV/bin/python" >"$work/inventory.ini"
-demo_vars=(-e demo_prefix=art- -e "demo_dir=$work/demo" -e "demo_state_dir=$work/state" -e "demo_runtime_root=$work/runc-root")
+demo_vars=(-e demo_prefix=art- -e "demo_dir=$work/demo" -e "demo_state_dir=$work/state" -e "demo_runtime_root=$work/runc-root"
+           -e demo_subnet=10.212.1.0/24 -e demo_web_port=18081)
 playbook="$work/collections/ansible_collections/oci/runtime/playbooks/demo.yml"
 for run in first second; do
     if ! ansible-playbook -i "$work/inventory.ini" "${demo_vars[@]}" "$playbook" >"$work/$run.log" 2>&1; then
