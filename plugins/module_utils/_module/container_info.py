@@ -11,6 +11,7 @@ Nothing here calls ``fail_json``: core errors propagate to the module's ``main()
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import checkpoint as ckpt
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
@@ -18,6 +19,12 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import check_labels
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import damaged_records_hint
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
 
 # Statuses in which the init process has a cgroup to read.
 LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
@@ -33,7 +40,7 @@ CONTAINER_INFO_OPTIONS = dict(
 CONTAINER_INFO_RULES = dict(required_by={"checkpoint_dir": "name"})
 
 
-def validate_params(params):
+def validate_params(params: Mapping[str, Any]) -> None:
     """Raise a core error for input that cannot be right."""
     if params.get("name") is not None:
         L.validate_id(params["name"], "container name")
@@ -43,7 +50,7 @@ def validate_params(params):
                          "with it, or use checkpoint_root for all containers")
 
 
-def labels_match(labels, wanted):
+def labels_match(labels: Mapping[str, str], wanted: Mapping[str, object]) -> bool:
     """True when every wanted label is there with the same value (values compared as text)."""
     return all(key in labels and labels[key] == str(value) for key, value in wanted.items())
 
@@ -52,7 +59,8 @@ class ContainerInfo(object):
     """``run()`` returns the module result: ``containers``, a list, sorted by id. It only reads, so
     check mode (``check_mode``) changes nothing in what it does."""
 
-    def __init__(self, params, check_mode=False, runtime=None, cgroup_root="/sys/fs/cgroup"):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False,
+                 runtime: OciRuntime | None = None, cgroup_root: str = "/sys/fs/cgroup") -> None:
         validate_params(params)
         self.params = params
         self.check_mode = check_mode
@@ -61,7 +69,7 @@ class ContainerInfo(object):
         self._runtime = runtime  # tests: one runtime object for every container
         self.cgroup_root = cgroup_root
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         name = self.params.get("name")
         ids = [name] if name else self.layout.container_ids()
         containers = []
@@ -73,20 +81,20 @@ class ContainerInfo(object):
                 containers.append(self.describe(container))
         return {"changed": False, "containers": containers}
 
-    def checkpoint_dir(self, container_id):
+    def checkpoint_dir(self, container_id: str) -> str:
         if self.params.get("checkpoint_dir"):
             return self.params["checkpoint_dir"]
         root = self.params.get("checkpoint_root") or ckpt.DEFAULT_CHECKPOINT_ROOT
         return os.path.join(root, container_id)
 
-    def describe(self, container):
+    def describe(self, container: core.Container) -> dict[str, Any]:
         info = container.describe()  # the one runtime `state` call
         info["runtime_root"] = container.record.runtime_root
         info["checkpoints"] = ckpt.CheckpointStore(self.checkpoint_dir(container.id)).list()
         info["resources"], info["stats"] = self.cgroup_view(info)
         return info
 
-    def cgroup_view(self, info):
+    def cgroup_view(self, info: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         """(limits, usage) of the init process's cgroup; both empty when it does not run."""
         if info["status"] not in LIVE_STATUSES or not info.get("pid"):
             return {}, {}

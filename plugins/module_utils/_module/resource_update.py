@@ -5,6 +5,8 @@ read the kernel again and fail if it did not take what was sent."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
     load_container,
     run_locked,
@@ -12,6 +14,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import resources as res
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 UPDATABLE_STATUSES = (core.RUNNING, core.PAUSED)
 
@@ -36,18 +42,18 @@ RESOURCE_OPTIONS = dict(
 
 class ResourceConverger(object):
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
         self.container_id = L.validate_id(params["container"], "container name")
         self.request = res.parse_request(params)
-        self.warnings = []
+        self.warnings: list[str] = []
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
 
-    def _converge(self):
+    def _converge(self) -> dict[str, Any]:
         container = load_container(self.layout, self.container_id)
         status = container.status()
         if status not in UPDATABLE_STATUSES:
@@ -64,7 +70,7 @@ class ResourceConverger(object):
         elif changes:
             after = dict(before)
             after.update({f: res.to_kernel(f, v, files.version) for f, v in changes.items()})
-        result = {
+        result: dict[str, Any] = {
             "changed": bool(changes),
             "changed_fields": sorted(changes),
             "resources": after,
@@ -77,8 +83,8 @@ class ResourceConverger(object):
             result["warnings"] = self.warnings
         return result
 
-    def _changes(self, version, current):
-        changes = {}
+    def _changes(self, version: int, current: Mapping[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
         for field, value in self.request.items():
             if field in res.IGNORED_FIELDS:
                 self.warnings.append(
@@ -95,10 +101,10 @@ class ResourceConverger(object):
         self._check_swap(changes, current)
         return changes
 
-    def _check_swap(self, changes, current):
+    def _check_swap(self, changes: dict[str, Any], current: Mapping[str, Any]) -> None:
         swap = self.request.get("memory_swap")
         memory = self.request.get("memory", current.get("memory"))
-        if swap in (None, res.UNLIMITED) or memory is None:
+        if swap is None or swap == res.UNLIMITED or memory is None:
             return
         if memory == res.UNLIMITED or swap < memory:
             raise res.ResourceError("memory_swap: %d must be -1 or at least the memory limit (%d)"
@@ -107,7 +113,7 @@ class ResourceConverger(object):
             changes["memory_swap"] = swap  # the kernel wants both written in a matching order
 
     @staticmethod
-    def _verify(changes, after, version):
+    def _verify(changes: Mapping[str, Any], after: Mapping[str, Any], version: int) -> None:
         wrong = []
         for field, value in sorted(changes.items()):
             expected = res.to_kernel(field, value, version)
