@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Any
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import reference as refs
@@ -50,23 +51,22 @@ IMAGE_RULES = dict(
 class _SystemTempDir(object):
     """A private temporary directory outside the store (check mode, archive reads)."""
 
-    def __enter__(self):
+    def __enter__(self) -> str:
         self.path = tempfile.mkdtemp(prefix="oci-runtime-image-")
         return self.path
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-        return False
 
 
-def _brief(image):
+def _brief(image: st.StoredImage | None) -> dict[str, Any]:
     return {"name": image.name, "digest": image.digest} if image is not None else {}
 
 
 class ImageConverger(object):
     """Converges one image to the task's declaration; ``run()`` returns the module result."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.ref = refs.parse(params["name"])
@@ -79,21 +79,21 @@ class ImageConverger(object):
                                     % self.source["path"])
         self.access = skopeo.Access(params.get("tls_verify", True), params.get("auth_file"),
                                     params.get("username"), params.get("password"))
-        self.actions = []
+        self.actions: list[str] = []
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         if self.state == "absent":
             return self._absent()
         current = self.store.lookup(self.name) if self.store.exists() else None
         if self.source:
-            return self._import(current)
+            return self._import(current, self.source)
         if current is not None and (self.params.get("pull") or "missing") == "missing":
             return self._result(current, current)
         return self._pull(current)
 
     # --- present ------------------------------------------------------------------------------
 
-    def _pull(self, current):
+    def _pull(self, current: st.StoredImage | None) -> dict[str, Any]:
         temp = _SystemTempDir() if self.check_mode else self.store.pull_dir()
         with temp as workdir:
             remote = skopeo.remote_digest(self.ref, self.access, workdir)
@@ -113,8 +113,8 @@ class ImageConverger(object):
                 fetched = st.fetched_from_dir(image_dir, self.ref.transport())
             return self._add(current, fetched, self.ref.transport(), remote)
 
-    def _import(self, current):
-        kind, path, ref = self.source["type"], self.source["path"], self.source.get("ref")
+    def _import(self, current: st.StoredImage | None, source: dict[str, Any]) -> dict[str, Any]:
+        kind, path, ref = source["type"], source["path"], source.get("ref")
         label = "%s:%s%s" % (kind, path, ":" + ref if ref else "")
         if kind == "oci":
             return self._import_fetched(current, st.fetched_from_layout(path, ref), label)
@@ -128,7 +128,8 @@ class ImageConverger(object):
                                workdir)
             return self._import_fetched(current, st.fetched_from_dir(image_dir, label), label)
 
-    def _import_fetched(self, current, fetched, label):
+    def _import_fetched(self, current: st.StoredImage | None, fetched: st.Fetched,
+                        label: str) -> dict[str, Any]:
         if current is not None and current.digest == fetched.manifest_digest:
             return self._result(current, current)
         self.actions.append("import %s from %s (%s)" % (self.name, label, fetched.manifest_digest))
@@ -137,7 +138,8 @@ class ImageConverger(object):
                                                           "digest": fetched.manifest_digest})
         return self._add(current, fetched, label, None)
 
-    def _add(self, current, fetched, label, remote):
+    def _add(self, current: st.StoredImage | None, fetched: st.Fetched, label: str,
+             remote: str | None) -> dict[str, Any]:
         self.store.create()
         with self.store.lock():
             image, unpacked = self.store.add(self.name, fetched, label, remote)
@@ -150,7 +152,7 @@ class ImageConverger(object):
 
     # --- absent -------------------------------------------------------------------------------
 
-    def _absent(self):
+    def _absent(self) -> dict[str, Any]:
         current = self.store.lookup(self.name) if self.store.exists() else None
         if current is None:
             return self._result(None, None)
@@ -172,14 +174,15 @@ class ImageConverger(object):
         result["image"] = {}
         return result
 
-    def _note_collected(self, removed):
+    def _note_collected(self, removed: dict[str, list[str]]) -> None:
         if removed["layers"] or removed["blobs"]:
             self.actions.append("collect %d layers and %d blobs no image uses"
                                 % (len(removed["layers"]), len(removed["blobs"])))
 
     # --- result -------------------------------------------------------------------------------
 
-    def _result(self, before, after, predicted=None):
+    def _result(self, before: st.StoredImage | None, after: st.StoredImage | None,
+                predicted: dict[str, Any] | None = None) -> dict[str, Any]:
         changed = bool(self.actions)
         result = {"changed": changed, "actions": list(self.actions),
                   "image": after.describe() if after is not None else (predicted or {})}

@@ -8,6 +8,8 @@ atomically by their writers. Nothing here calls ``fail_json``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import reference as refs
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import store as st
@@ -20,12 +22,12 @@ IMAGE_INFO_OPTIONS = dict(
 class ImageInfo(object):
     """``run()`` returns ``images`` (sorted by name) and ``store`` (path, layer count, bytes)."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.store = st.Store(params.get("image_store"))
         self.name = str(refs.parse(params["name"])) if params.get("name") else None
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         if not self.store.exists():
             return {"changed": False, "images": [],
                     "store": {"path": self.store.path, "layers": 0, "unpacked_size": 0}}

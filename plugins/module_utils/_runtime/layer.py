@@ -25,6 +25,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tarfile
+from typing import Any
 
 from .archive import (
     WHITEOUT_META_PREFIX,
@@ -43,7 +45,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
 
-def is_whiteout(st):
+def is_whiteout(st: os.stat_result) -> bool:
     """Whether an lstat result is overlayfs's whiteout (a character device 0:0)."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
@@ -51,7 +53,7 @@ def is_whiteout(st):
 class OverlayLayerWriter(RootfsWriter):
     """A RootfsWriter for one layer in a directory of its own (overlayfs whiteouts)."""
 
-    def _whiteout(self, member, parts):
+    def _whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         name = parts[-1]
         if name == WHITEOUT_OPAQUE:
             parent, created = resolve_in_root(self.root, parts[:-1], create=True, what=self.what,
@@ -83,7 +85,7 @@ class OverlayLayerWriter(RootfsWriter):
         except OSError as exc:
             self._oserror(member, "write the whiteout for", exc)
 
-    def _xattrs(self, target, member):
+    def _xattrs(self, target: str | int, member: tarfile.TarInfo) -> None:
         headers = member.pax_headers or {}
         if any(k.startswith("SCHILY.xattr." + OVERLAY_XATTR_PREFIX) for k in headers):
             member.pax_headers = {k: v for k, v in headers.items()
@@ -91,7 +93,8 @@ class OverlayLayerWriter(RootfsWriter):
         RootfsWriter._xattrs(self, target, member)
 
 
-def unpack_layer(blob_path, descriptor, diff_id, target, what):
+def unpack_layer(blob_path: str, descriptor: dict[str, Any], diff_id: str, target: str,
+                 what: str) -> int:
     """Unpack the layer blob at ``blob_path`` into the existing empty directory ``target``,
     checking the blob against ``descriptor`` (size, digest) and its uncompressed bytes against
     ``diff_id`` while it is written. Returns the size of the uncompressed layer."""
@@ -125,7 +128,7 @@ def unpack_layer(blob_path, descriptor, diff_id, target, what):
     return uncompressed.size
 
 
-def read_merged(layer_dirs, relpath, limit=4 << 20):
+def read_merged(layer_dirs: list[str], relpath: str, limit: int = 4 << 20) -> bytes | None:
     """Bytes of the regular file ``relpath`` as the overlay of ``layer_dirs`` (top first) shows it,
     None when it is missing, hidden or not a regular file. Symbolic links are not followed."""
     parts = [p for p in relpath.split("/") if p]

@@ -22,10 +22,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from typing import TYPE_CHECKING, Any
 
 from . import layout as L
 from .errors import BundleError, StateError
 from .mounts import MNT_DETACH, _unescape
+
+if TYPE_CHECKING:
+    from .store import Store, StoredImage
 
 RECORD_FILE = ".oci-runtime-overlay.json"
 OVERLAY_DIR = ".oci-runtime-overlay"
@@ -34,11 +38,11 @@ SCHEMA_VERSION = 1
 MAX_MOUNT_DATA = 4000
 
 
-def record_path(bundle):
+def record_path(bundle: str) -> str:
     return os.path.join(bundle, RECORD_FILE)
 
 
-def read_record(bundle):
+def read_record(bundle: str) -> dict[str, Any] | None:
     """The bundle's overlay record, None when its root filesystem is not an overlay."""
     try:
         record = L.read_json(record_path(bundle))
@@ -48,12 +52,12 @@ def read_record(bundle):
     return record if isinstance(record, dict) else None
 
 
-def make_record(store, image):
+def make_record(store: Store, image: StoredImage) -> dict[str, Any]:
     return {"schemaVersion": SCHEMA_VERSION, "store": store.path, "image": image.name,
             "digest": image.digest, "layers": list(image.chain_ids)}
 
 
-def mount_type(target, mountinfo="/proc/self/mountinfo"):
+def mount_type(target: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
     """The file system type mounted at ``target`` (the last mount there), None when none is."""
     found = None
     try:
@@ -71,17 +75,17 @@ def mount_type(target, mountinfo="/proc/self/mountinfo"):
     return found
 
 
-def is_mounted(bundle):
+def is_mounted(bundle: str) -> bool:
     return mount_type(os.path.join(os.path.realpath(bundle), ROOTFS_DIR)) == "overlay"
 
 
-def _libc():
+def _libc() -> tuple[Any, Any]:
     import ctypes  # pylint: disable=import-outside-toplevel
     libc = ctypes.CDLL(None, use_errno=True)
     return ctypes, libc
 
 
-def lower_dirs(bundle, record):
+def lower_dirs(bundle: str, record: dict[str, Any]) -> list[str]:
     """The record's layer directories, top first (overlayfs's lowerdir order); BundleError when the
     record is malformed or a layer is missing from the store."""
     store = record.get("store")
@@ -101,7 +105,7 @@ def lower_dirs(bundle, record):
     return lower
 
 
-def mount(bundle, record):
+def mount(bundle: str, record: dict[str, Any]) -> None:
     """Mount the overlay the record names on ``<bundle>/rootfs``."""
     bundle = os.path.realpath(bundle)
     lower = lower_dirs(bundle, record)
@@ -127,7 +131,7 @@ def mount(bundle, record):
                           % (bundle, os.strerror(err)), path=target)
 
 
-def ensure_mounted(bundle):
+def ensure_mounted(bundle: str | None) -> bool:
     """Mount the bundle's overlay if it has one and it is not mounted; True when it mounted."""
     if not bundle:
         return False
@@ -138,7 +142,7 @@ def ensure_mounted(bundle):
     return True
 
 
-def unmount(bundle):
+def unmount(bundle: str) -> None:
     """Unmount ``<bundle>/rootfs`` (everything stacked there); lazily when it is busy."""
     target = os.path.join(os.path.realpath(bundle), ROOTFS_DIR)
     ctypes, libc = _libc()
@@ -157,7 +161,7 @@ def unmount(bundle):
     raise BundleError("cannot unmount %s: still mounted" % target, path=target)
 
 
-def prepare(bundle):
+def prepare(bundle: str) -> None:
     """A fresh, empty upper and work directory and an empty ``rootfs/`` mount point (anything
     there before, mounted or not, is removed)."""
     unmount(bundle)
@@ -180,11 +184,11 @@ def prepare(bundle):
     os.chmod(os.path.join(bundle, ROOTFS_DIR), 0o755)
 
 
-def write_record(bundle, record):
+def write_record(bundle: str, record: dict[str, Any]) -> None:
     L.atomic_write_json(record_path(bundle), record)
 
 
-def teardown(bundle):
+def teardown(bundle: str) -> None:
     """Unmount and forget the overlay (the upper layer goes with it); leaves an empty bundle dir
     entry ``rootfs/`` alone only when it is not the mount point any more."""
     unmount(bundle)
@@ -195,10 +199,10 @@ def teardown(bundle):
             os.unlink(path)
 
 
-def is_user_alive(record):
+def is_user_alive(record: dict[str, Any]) -> bool:
     """Whether the bundle a store user record names still uses that image (for Store.gc)."""
     try:
         mine = read_record(record.get("bundle") or "")
     except BundleError:
         return True  # damaged: keep its layers rather than pull them from under it
-    return bool(mine) and mine.get("digest") == record.get("digest")
+    return mine is not None and mine.get("digest") == record.get("digest")

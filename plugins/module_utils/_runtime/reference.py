@@ -29,17 +29,18 @@ _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
 class Reference(object):
     """A parsed image reference (``registry``, ``path``, ``tag``, ``digest``)."""
 
-    def __init__(self, registry, path, tag=None, digest=None):
+    def __init__(self, registry: str, path: str, tag: str | None = None,
+                 digest: str | None = None) -> None:
         self.registry = registry
         self.path = path
         self.tag = tag
         self.digest = digest
 
     @property
-    def repository(self):
+    def repository(self) -> str:
         return "%s/%s" % (self.registry, self.path)
 
-    def __str__(self):
+    def __str__(self) -> str:
         text = self.repository
         if self.tag:
             text += ":" + self.tag
@@ -47,16 +48,16 @@ class Reference(object):
             text += "@" + self.digest
         return text
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Reference) and str(self) == str(other)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(str(self))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Reference(%r)" % str(self)
 
-    def transport(self):
+    def transport(self) -> str:
         """What ``skopeo`` pulls: ``docker://`` plus the digest form when there is a digest (the
         registry client takes a tag or a digest, not both)."""
         if self.digest:
@@ -64,7 +65,7 @@ class Reference(object):
         return "docker://%s:%s" % (self.repository, self.tag or DEFAULT_TAG)
 
 
-def parse(text):
+def parse(text: object) -> Reference:
     """The Reference ``text`` names; InvalidValueError with the reason when it is not one."""
     if not isinstance(text, str) or not text:
         raise InvalidValueError("an image reference must be a non-empty string, got %r" % (text,))
@@ -117,6 +118,6 @@ def parse(text):
     return Reference(registry, path, tag, digest)
 
 
-def looks_like_path(text):
+def looks_like_path(text: object) -> bool:
     """An absolute path names an OCI image layout directory, anything else a reference."""
     return isinstance(text, str) and text.startswith("/")

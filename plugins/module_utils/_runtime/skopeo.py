@@ -18,7 +18,12 @@ import os
 import shutil
 import subprocess
 
+from typing import TYPE_CHECKING
+
 from .errors import RuntimeCoreError
+
+if TYPE_CHECKING:
+    from .reference import Reference
 
 SKOPEO = "skopeo"
 DEFAULT_TIMEOUT = 3600.0
@@ -31,7 +36,8 @@ class RegistryError(RuntimeCoreError):
 class Access(object):
     """How to reach a registry: TLS verification and credentials."""
 
-    def __init__(self, tls_verify=True, auth_file=None, username=None, password=None):
+    def __init__(self, tls_verify: bool = True, auth_file: str | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
         if (username is None) != (password is None):
             raise RegistryError("username and password go together")
         if auth_file is not None and username is not None:
@@ -43,7 +49,7 @@ class Access(object):
         self.username = username
         self.password = password
 
-    def args(self, registry, workdir, prefix=""):
+    def args(self, registry: str | None, workdir: str, prefix: str = "") -> list[str]:
         """The skopeo options (``prefix`` is ``src-`` for copy)."""
         argv = ["--%stls-verify=%s" % (prefix, "true" if self.tls_verify else "false")]
         auth_file = self.auth_file
@@ -58,7 +64,7 @@ class Access(object):
         return argv
 
 
-def find_skopeo():
+def find_skopeo() -> str:
     path = shutil.which(SKOPEO)
     if path is None:
         raise RegistryError("skopeo was not found on PATH: install it (Debian/Ubuntu: apt-get install "
@@ -66,7 +72,7 @@ def find_skopeo():
     return path
 
 
-def _run(argv, what, timeout):
+def _run(argv: list[str], what: str, timeout: float) -> bytes:
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)
@@ -81,11 +87,11 @@ def _run(argv, what, timeout):
     return proc.stdout
 
 
-def _public(argv):
+def _public(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith(("--creds", "--src-creds"))]
 
 
-def explain(stderr):
+def explain(stderr: str) -> str:
     """skopeo's last error line, with what it usually means in front of it."""
     line = stderr.strip().splitlines()[-1] if stderr.strip() else "skopeo failed without a message"
     line = line.replace('time="', "").strip()
@@ -103,7 +109,8 @@ def explain(stderr):
     return line
 
 
-def remote_digest(reference, access, workdir, timeout=DEFAULT_TIMEOUT):
+def remote_digest(reference: Reference, access: Access, workdir: str,
+                  timeout: float = DEFAULT_TIMEOUT) -> str:
     """The digest of the manifest (or index) the registry serves for ``reference``."""
     if reference.digest:
         return reference.digest
@@ -113,8 +120,8 @@ def remote_digest(reference, access, workdir, timeout=DEFAULT_TIMEOUT):
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def copy_to_dir(source, destination, workdir, access=None, registry=None,
-                timeout=DEFAULT_TIMEOUT):
+def copy_to_dir(source: str, destination: str, workdir: str, access: Access | None = None,
+                registry: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
     """``skopeo copy SOURCE dir:DESTINATION`` (``source`` with its transport prefix)."""
     argv = [find_skopeo(), "copy", "--quiet"]
     if access is not None:

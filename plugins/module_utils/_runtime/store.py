@@ -39,6 +39,7 @@ import shutil
 import stat
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import layout as L
 from .archive import ArchiveError, file_digest
@@ -55,6 +56,9 @@ from .image import (
 )
 from .layer import read_merged, unpack_layer
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DEFAULT_STORE = "/var/lib/oci-runtime/images"
 SCHEMA_VERSION = 1
 LOCK_TIMEOUT = 3600.0
@@ -65,10 +69,10 @@ class StoreError(ImageError):
     """The image store is unusable, or an image is missing from it."""
 
 
-def chain_ids(diff_ids):
+def chain_ids(diff_ids: list[str]) -> list[str]:
     """The chain id of every layer: the first layer's diff id, then
     ``sha256(<chain id below> + " " + <diff id>)``."""
-    chains = []
+    chains: list[str] = []
     for diff_id in diff_ids:
         if not chains:
             chains.append(diff_id)
@@ -78,18 +82,18 @@ def chain_ids(diff_ids):
     return chains
 
 
-def _hex(digest):
+def _hex(digest: object) -> str:
     algorithm, _sep, encoded = str(digest).partition(":")
     if algorithm != "sha256" or len(encoded) != 64 or not set(encoded) <= _HEX:
         raise StoreError("%r is not a sha256 digest" % (digest,))
     return encoded
 
 
-def _sha256(data):
+def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _read_limited(path, what):
+def _read_limited(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_JSON_BLOB + 1)
@@ -100,7 +104,7 @@ def _read_limited(path, what):
     return data
 
 
-def _json(data, what):
+def _json(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -110,7 +114,7 @@ def _json(data, what):
     return value
 
 
-def check_manifest(manifest, what):
+def check_manifest(manifest: dict[str, Any], what: str) -> None:
     """Refuse what is not a single-platform image manifest with file system layers."""
     media_type = manifest.get("mediaType") or (INDEX_TYPES[0] if "manifests" in manifest
                                                else MANIFEST_TYPES[0])
@@ -133,7 +137,7 @@ def check_manifest(manifest, what):
             raise StoreError("%s: layer %d has no size" % (what, index + 1))
 
 
-def check_config(config, layers, what):
+def check_config(config: dict[str, Any], layers: list[Any], what: str) -> list[str]:
     if config.get("os") and config["os"] != "linux":
         raise StoreError("%s is for %s, not linux" % (what, config["os"]))
     diff_ids = (config.get("rootfs") or {}).get("diff_ids")
@@ -151,7 +155,8 @@ def check_config(config, layers, what):
 class Fetched(object):
     """An image ready to import: manifest and config bytes (verified) and its layer blobs."""
 
-    def __init__(self, manifest_bytes, config_bytes, layer_path, what):
+    def __init__(self, manifest_bytes: bytes, config_bytes: bytes,
+                 layer_path: Callable[[dict[str, Any]], str], what: str) -> None:
         self.what = what
         self.manifest_bytes = manifest_bytes
         self.manifest_digest = _sha256(manifest_bytes)
@@ -169,7 +174,7 @@ class Fetched(object):
         self.diff_ids = check_config(self.config, self.layers, "config of %s" % what)
         self._layer_path = layer_path
 
-    def layer_path(self, index):
+    def layer_path(self, index: int) -> str:
         layer = self.layers[index]
         path = self._layer_path(layer)
         try:
@@ -183,7 +188,7 @@ class Fetched(object):
         return path
 
 
-def fetched_from_dir(path, what):
+def fetched_from_dir(path: str, what: str) -> Fetched:
     """What ``skopeo copy ... dir:PATH`` wrote: ``manifest.json`` and blobs named by their hex."""
     manifest_bytes = _read_limited(os.path.join(path, "manifest.json"), "manifest of %s" % what)
     manifest = _json(manifest_bytes, "manifest of %s" % what)
@@ -194,7 +199,7 @@ def fetched_from_dir(path, what):
                    lambda layer: os.path.join(path, _hex(layer["digest"])), what)
 
 
-def fetched_from_store(store, digest, what):
+def fetched_from_store(store: Store, digest: str, what: str) -> Fetched | None:
     """The image whose manifest the store already has, when all its layers are unpacked there too
     (the same image under another name, or pulled again by digest): nothing to download. None
     otherwise."""
@@ -209,7 +214,7 @@ def fetched_from_store(store, digest, what):
     except StoreError:
         return None
 
-    def no_blob(layer):
+    def no_blob(layer: dict[str, Any]) -> str:
         raise StoreError("layer %s of %s is not in the store" % (layer["digest"], what))
     fetched = Fetched(manifest_bytes, config_bytes, no_blob, what)
     if all(os.path.isfile(os.path.join(store.layer_root(c), "layer.json"))
@@ -218,12 +223,12 @@ def fetched_from_store(store, digest, what):
     return None
 
 
-def fetched_from_layout(path, ref=None):
+def fetched_from_layout(path: str, ref: str | None = None) -> Fetched:
     """The image ``ref`` names in the OCI image layout ``path`` (narrowed to this platform)."""
     layout = ImageLayout(path)
     image = layout.resolve(ref, host_platform())
 
-    def blob(digest):
+    def blob(digest: str) -> str:
         return os.path.join(layout.path, "blobs", "sha256", _hex(digest))
     what = "image layout %s%s" % (layout.path, " (%s)" % ref if ref else "")
     manifest_bytes = _read_limited(blob(image.manifest_digest), "manifest of %s" % what)
@@ -238,7 +243,8 @@ def fetched_from_layout(path, ref=None):
 class StoredImage(object):
     """An image of the store: its record, manifest and config."""
 
-    def __init__(self, store, name, record, manifest, config):
+    def __init__(self, store: Store, name: str, record: dict[str, Any], manifest: dict[str, Any],
+                 config: dict[str, Any]) -> None:
         self.store = store
         self.name = name
         self.record = record
@@ -247,15 +253,15 @@ class StoredImage(object):
         self.config = config
         self.chain_ids = list(record["layers"])
 
-    def layer_dirs(self):
+    def layer_dirs(self) -> list[str]:
         """The unpacked layers, top first (overlayfs's lowerdir order)."""
         return [self.store.layer_dir(c) for c in reversed(self.chain_ids)]
 
-    def read_files(self, names):
+    def read_files(self, names: list[str]) -> dict[str, bytes | None]:
         dirs = self.layer_dirs()
         return {name: read_merged(dirs, name) for name in names}
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """The module's ``image`` return value."""
         layers = self.manifest["layers"]
         return {
@@ -276,12 +282,12 @@ class StoredImage(object):
 class StoreLock(object):
     """The store's exclusive flock (``store.lock``)."""
 
-    def __init__(self, store, timeout=LOCK_TIMEOUT):
+    def __init__(self, store: Store, timeout: float = LOCK_TIMEOUT) -> None:
         self.store = store
         self.timeout = timeout
-        self._fd = None
+        self._fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> StoreLock:
         path = os.path.join(self.store.path, "store.lock")
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -293,43 +299,42 @@ class StoreLock(object):
         self._fd = fd
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        return False
 
 
 class PullDir(object):
     """A private directory under ``tmp/`` for one pull, flocked while it is used, removed after."""
 
-    def __init__(self, store):
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.path = None
-        self._fd = None
+        self.path: str | None = None
+        self._fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> str:
         self.store.create()
         try:
-            self.path = tempfile.mkdtemp(dir=os.path.join(self.store.path, "tmp"))
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            path = self.path = tempfile.mkdtemp(dir=os.path.join(self.store.path, "tmp"))
+            fd = self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as exc:
             raise StoreError("cannot make a temporary directory in %s: %s"
                              % (self.store.path, exc.strerror))
-        return self.path
+        return path
 
-    def __exit__(self, *exc_info):
-        shutil.rmtree(self.path, ignore_errors=True)
+    def __exit__(self, *exc_info: object) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
         if self._fd is not None:
             os.close(self._fd)
-        return False
 
 
 class Store(object):
     """One image store directory. Creates nothing until asked."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: str | None = None) -> None:
         path = path or DEFAULT_STORE
         if not isinstance(path, str) or not os.path.isabs(path):
             raise StoreError("image_store must be an absolute path, got %r" % (path,),
@@ -341,23 +346,23 @@ class Store(object):
 
     # --- paths --------------------------------------------------------------------------------
 
-    def blob_path(self, digest):
+    def blob_path(self, digest: object) -> str:
         return os.path.join(self.path, "blobs", "sha256", _hex(digest))
 
-    def layer_root(self, chain_id):
+    def layer_root(self, chain_id: str) -> str:
         return os.path.join(self.path, "layers", _hex(chain_id))
 
-    def layer_dir(self, chain_id):
+    def layer_dir(self, chain_id: str) -> str:
         return os.path.join(self.layer_root(chain_id), "diff")
 
-    def user_file(self, bundle):
+    def user_file(self, bundle: str) -> str:
         name = hashlib.sha256(os.path.normpath(bundle).encode("utf-8", "surrogateescape"))
         return os.path.join(self.path, "users", name.hexdigest()[:32] + ".json")
 
-    def exists(self):
+    def exists(self) -> bool:
         return os.path.isfile(self.refs_file)
 
-    def create(self):
+    def create(self) -> None:
         for sub in ("", "blobs/sha256", "layers", "users", "tmp"):
             L.make_private_dir(os.path.join(self.path, sub) if sub else self.path)
         if not os.path.exists(self.refs_file):
@@ -365,15 +370,15 @@ class Store(object):
                 if not os.path.exists(self.refs_file):
                     self._write_refs({})
 
-    def lock(self):
+    def lock(self) -> StoreLock:
         return StoreLock(self)
 
-    def pull_dir(self):
+    def pull_dir(self) -> PullDir:
         return PullDir(self)
 
     # --- names --------------------------------------------------------------------------------
 
-    def refs(self):
+    def refs(self) -> dict[str, Any]:
         """{name: record} of the store (empty when there is no store)."""
         try:
             data = L.read_json(self.refs_file)
@@ -388,21 +393,21 @@ class Store(object):
                              path=self.refs_file)
         return images
 
-    def _write_refs(self, images):
+    def _write_refs(self, images: dict[str, Any]) -> None:
         L.atomic_write_json(self.refs_file, {"schemaVersion": SCHEMA_VERSION, "images": images})
 
-    def lookup(self, name):
+    def lookup(self, name: object) -> StoredImage | None:
         """The StoredImage named ``name``, None when the store does not have it."""
         record = self.refs().get(str(name))
         return None if record is None else self.load(str(name), record)
 
-    def load(self, name, record):
+    def load(self, name: str, record: dict[str, Any]) -> StoredImage:
         manifest = self._read_blob(record.get("digest"), "manifest of image %s" % name)
         config = self._read_blob(manifest.get("config", {}).get("digest"),
                                  "config of image %s" % name)
         return StoredImage(self, name, record, manifest, config)
 
-    def _read_blob(self, digest, what):
+    def _read_blob(self, digest: object, what: str) -> dict[str, Any]:
         path = self.blob_path(digest)
         data = _read_limited(path, "%s in the image store" % what)
         if _sha256(data) != digest:
@@ -410,12 +415,13 @@ class Store(object):
                              "again" % (what, path), path=path)
         return _json(data, what)
 
-    def images(self):
+    def images(self) -> list[StoredImage]:
         return [self.load(name, record) for name, record in sorted(self.refs().items())]
 
     # --- import -------------------------------------------------------------------------------
 
-    def add(self, name, fetched, source, remote_digest=None):
+    def add(self, name: object, fetched: Fetched, source: str,
+            remote_digest: str | None = None) -> tuple[StoredImage, int]:
         """Import ``fetched`` under ``name`` (replacing what the name had); the caller holds the
         lock. Layers already in the store are not unpacked again. Returns (StoredImage, number of
         layers unpacked)."""
@@ -440,12 +446,12 @@ class Store(object):
         self._write_refs(images)
         return self.load(name, record), unpacked
 
-    def _write_blob(self, digest, data):
+    def _write_blob(self, digest: str, data: bytes) -> None:
         path = self.blob_path(digest)
         if not os.path.isfile(path):
             L.atomic_write(path, data, mode=0o600)
 
-    def _unpack(self, fetched, index, chain):
+    def _unpack(self, fetched: Fetched, index: int, chain: str) -> None:
         layer = fetched.layers[index]
         what = "layer %d of %d (%s) of %s" % (index + 1, len(fetched.layers),
                                               layer["digest"][:19] + "...", fetched.what)
@@ -478,7 +484,7 @@ class Store(object):
 
     # --- removal ------------------------------------------------------------------------------
 
-    def remove(self, name):
+    def remove(self, name: object) -> dict[str, Any] | None:
         """Drop ``name`` from the store's names (the caller holds the lock, then runs gc())."""
         images = self.refs()
         record = images.pop(str(name), None)
@@ -488,19 +494,20 @@ class Store(object):
 
     # --- bundles using images -----------------------------------------------------------------
 
-    def add_user(self, bundle, image):
+    def add_user(self, bundle: str, image: StoredImage) -> None:
         L.atomic_write_json(self.user_file(bundle), {
             "bundle": os.path.normpath(bundle), "image": image.name, "digest": image.digest,
             "layers": image.chain_ids})
 
-    def remove_user(self, bundle):
+    def remove_user(self, bundle: str) -> None:
         try:
             os.unlink(self.user_file(bundle))
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise StoreError("cannot remove %s: %s" % (self.user_file(bundle), exc.strerror))
 
-    def users(self, is_alive=None, prune=True):
+    def users(self, is_alive: Callable[[dict[str, Any]], bool] | None = None,
+              prune: bool = True) -> list[dict[str, Any]]:
         """Records of the bundles using images of this store. ``is_alive(record)`` says whether the
         bundle still uses it; records it rejects are left out, and removed when ``prune`` (the
         caller then holds the lock)."""
@@ -529,18 +536,20 @@ class Store(object):
 
     # --- garbage collection -------------------------------------------------------------------
 
-    def gc(self, is_alive=None, dry_run=False):
+    def gc(self, is_alive: Callable[[dict[str, Any]], bool] | None = None,
+           dry_run: bool = False) -> dict[str, list[str]]:
         """Remove the layers and blobs that no image and no live bundle uses, and what interrupted
         runs left (``layers/.new-*``, unlocked ``tmp/*``). The caller holds the lock. Returns
         {"layers": [chain ids], "blobs": [digests]} removed (or that would be)."""
         images = self.refs()
-        keep_layers, keep_blobs = set(), set()
+        keep_layers: set[str] = set()
+        keep_blobs: set[str] = set()
         for record in images.values():
             keep_layers.update(record.get("layers") or [])
             keep_blobs.update([record.get("digest"), record.get("config")])
         for user in self.users(is_alive):
             keep_layers.update(user.get("layers") or [])
-        removed = {"layers": [], "blobs": []}
+        removed: dict[str, list[str]] = {"layers": [], "blobs": []}
         layers_dir = os.path.join(self.path, "layers")
         for name in list_dir(layers_dir):
             path = os.path.join(layers_dir, name)
@@ -562,7 +571,7 @@ class Store(object):
             self._clean_tmp()
         return removed
 
-    def _clean_tmp(self):
+    def _clean_tmp(self) -> None:
         directory = os.path.join(self.path, "tmp")
         for name in list_dir(directory):
             path = os.path.join(directory, name)
@@ -578,14 +587,14 @@ class Store(object):
             shutil.rmtree(path, ignore_errors=True)
             os.close(fd)
 
-    def layer_info(self, chain_id):
+    def layer_info(self, chain_id: str) -> dict[str, Any]:
         try:
             return L.read_json(os.path.join(self.layer_root(chain_id), "layer.json")) or {}
         except StateError:
             return {}
 
 
-def list_dir(path):
+def list_dir(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
     except OSError:
