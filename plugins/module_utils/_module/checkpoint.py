@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
@@ -19,6 +20,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
     NoSuchContainerError,
     RuntimeCoreError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 STATES = ("present", "absent", "restored")
 CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
@@ -43,7 +48,7 @@ CHECKPOINT_OPTIONS = dict(
 
 class CheckpointConverger(object):
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
@@ -56,10 +61,10 @@ class CheckpointConverger(object):
         check_seconds("start_timeout", params.get("start_timeout"))
         self.actions = ActionLog(check_mode)
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         return run_locked(self.layout, self.container_id, self.check_mode, self._converge)
 
-    def _converge(self):
+    def _converge(self) -> dict[str, Any]:
         before = self.store.get(self.name)
         container = core.Container.load(self.layout, self.container_id)
         status_before = container.status() if container is not None else "absent"
@@ -70,7 +75,7 @@ class CheckpointConverger(object):
         else:
             checkpoint = before
             container = self._restored(before, container)
-        result = {
+        result: dict[str, Any] = {
             "changed": bool(self.actions),
             "actions": self.actions.rendered(),
             "checkpoint": checkpoint or {},
@@ -89,7 +94,8 @@ class CheckpointConverger(object):
 
     # --- present / absent -----------------------------------------------------------------------
 
-    def _present(self, before, container):
+    def _present(self, before: dict[str, Any] | None,
+                 container: core.Container | None) -> dict[str, Any] | None:
         if before is not None and not self.params.get("force"):
             return before
         if container is None:
@@ -107,7 +113,7 @@ class CheckpointConverger(object):
         return self.store.create(container, self.name, options, criu,
                                  force=bool(self.params.get("force")))
 
-    def _absent(self, before):
+    def _absent(self, before: dict[str, Any] | None) -> dict[str, Any] | None:
         if before is None:
             return None
         self.actions.act("remove", self.store.remove, self.name)
@@ -115,7 +121,8 @@ class CheckpointConverger(object):
 
     # --- restored -------------------------------------------------------------------------------
 
-    def _restored(self, checkpoint, container):
+    def _restored(self, checkpoint: dict[str, Any] | None,
+                  container: core.Container | None) -> core.Container | None:
         if checkpoint is None:
             raise ckpt.CheckpointError("no checkpoint named %r in %s" % (self.name, self.store.directory))
         if container is not None and container.status() in CHECKPOINTABLE:
@@ -134,7 +141,7 @@ class CheckpointConverger(object):
                 container = core.Container.register(self.layout, runtime, self.container_id, bundle)
                 registered = True
         self.actions.note("restore")
-        if self.check_mode:
+        if self.check_mode or container is None:  # None only in check mode: registered above
             return None
         work = self.store.work_dir(self.name, "restore")
         L.remove_tree(work)
@@ -154,12 +161,12 @@ class CheckpointConverger(object):
         return container
 
 
-def _criu_detail(log_path, criu):
+def _criu_detail(log_path: str, criu: str) -> str:
     detail = ckpt.criu_errors(log_path)
     return ("; CRIU: " + detail if detail else "") + ckpt.criu_check_hint(criu)
 
 
-def _summary(checkpoint):
+def _summary(checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
     if not checkpoint:
         return {"state": "absent"}
     return {"state": "present", "name": checkpoint.get("name"), "created": checkpoint.get("created")}
