@@ -11,6 +11,7 @@ container are not held up.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import (
@@ -27,6 +28,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import
     InvalidValueError,
     RuntimeCoreError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 STATES = ("running", "exited", "absent")
 
@@ -59,11 +64,11 @@ class ProcessFailedError(TaskFailedError):
     """The process exited non-zero (or its exit was not seen); ``result`` is the module result and
     the detail ``rc`` its exit status, as ``command`` returns it."""
 
-    def __init__(self, msg, result):
+    def __init__(self, msg: str, result: Mapping[str, Any]) -> None:
         super(ProcessFailedError, self).__init__(msg, result, rc=result.get("exit_status"))
 
 
-def parse_user(value):
+def parse_user(value: object) -> dict[str, int]:
     """'uid' or 'uid:gid' as the OCI user object."""
     text = str(value).strip()
     uid, sep, gid = text.partition(":")
@@ -78,7 +83,7 @@ def parse_user(value):
     return user
 
 
-def read_tail(path, limit=OUTPUT_LIMIT):
+def read_tail(path: str, limit: int = OUTPUT_LIMIT) -> tuple[str, bool]:
     """(text, truncated): the last ``limit`` bytes of a capture file."""
     try:
         with open(path, "rb") as handle:
@@ -93,7 +98,7 @@ def read_tail(path, limit=OUTPUT_LIMIT):
 
 class ProcessConverger(object):
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.layout = L.Layout(params["state_dir"])
@@ -111,9 +116,9 @@ class ProcessConverger(object):
             if params.get(key) and not os.path.isabs(params[key]):
                 raise InvalidValueError("%s must be an absolute path, got %r" % (key, params[key]))
         self.actions = ActionLog(check_mode)
-        self.warnings = []
+        self.warnings: list[str] = []
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         result = run_locked(self.layout, self.container_id, self.check_mode, self._converge)
         if self.state == "exited" and result["status"] == proc.RUNNING and not self.check_mode:
             result = self._wait_for_exit(result)
@@ -121,7 +126,7 @@ class ProcessConverger(object):
 
     # --- plan and act under the lock ------------------------------------------------------------
 
-    def _converge(self):
+    def _converge(self) -> dict[str, Any]:
         if self.state == "absent":
             return self._absent()
         container = load_container(self.layout, self.container_id)
@@ -146,7 +151,7 @@ class ProcessConverger(object):
             after = record.describe()
         return self._result(before, after)
 
-    def _absent(self):
+    def _absent(self) -> dict[str, Any]:
         container = core.Container.load(self.layout, self.container_id)
         gone = {"id": self.process_id, "status": proc.ABSENT, "pid": None, "exit_status": None}
         if container is None:
@@ -157,9 +162,9 @@ class ProcessConverger(object):
             self.actions.act("remove", container.remove_process, record, ABSENT_GRACE)
         return self._result(before, gone)
 
-    def _overrides(self, container):
+    def _overrides(self, container: core.Container) -> dict[str, Any]:
         """Fields of the init process spec that this task replaces."""
-        overrides = {}
+        overrides: dict[str, Any] = {}
         if self.params.get("args"):
             overrides["args"] = list(self.params["args"])
         elif self.state != "absent":
@@ -175,10 +180,10 @@ class ProcessConverger(object):
             overrides["user"] = self.user
         return overrides
 
-    def _stdio(self):
+    def _stdio(self) -> dict[str, str | None]:
         return {key: self.params.get(key) for key in ("stdin", "stdout", "stderr")}
 
-    def _warn_if_args_differ(self, record, before):
+    def _warn_if_args_differ(self, record: proc.ProcessRecord, before: Mapping[str, Any]) -> None:
         if before["status"] == proc.ABSENT or not self.params.get("args"):
             return
         recorded = record.spec().get("args")
@@ -190,7 +195,7 @@ class ProcessConverger(object):
 
     # --- waiting and reporting ------------------------------------------------------------------
 
-    def _wait_for_exit(self, result):
+    def _wait_for_exit(self, result: dict[str, Any]) -> dict[str, Any]:
         record = proc.ProcessRecord(self.layout, self.container_id, self.process_id)
         timeout = self.params.get("timeout")
         if not record.wait_exit(timeout if timeout is not None else 1e9):
@@ -205,7 +210,7 @@ class ProcessConverger(object):
             result["diff"]["after"] = {"status": after["status"]}
         return result
 
-    def _finish(self, result):
+    def _finish(self, result: dict[str, Any]) -> dict[str, Any]:
         """Add the captured output of an ended process; fail like ``command`` on a non-zero exit."""
         if result["status"] != proc.EXITED:
             return result
@@ -226,8 +231,8 @@ class ProcessConverger(object):
             raise ProcessFailedError("non-zero return code", result)
         return result
 
-    def _result(self, before, after):
-        result = {
+    def _result(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {
             "changed": bool(self.actions),
             "actions": self.actions.rendered(),
             "process": after,
