@@ -12,6 +12,7 @@ to the module's ``main()``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.actions import ActionLog
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import overlay as OV
@@ -20,6 +21,10 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime import spec a
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import config_digest
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import BundleError
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.store import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 STATES = ("present", "absent")
 
@@ -72,25 +77,27 @@ BUNDLE_MODULE_RULES = dict(
 )
 
 
-def _text(data):
+def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "replace")
 
 
 class BundleConverger(object):
     """Converges one bundle to the task's declaration; ``run()`` returns the module result."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.path = R.check_bundle_path(params["path"])
         self.state = params.get("state") or "present"
         self.allow_devices = bool(params.get("allow_devices"))
-        self.settings = S.check_settings(params) if self.state == "present" else None
+        # the checked config options (state=present only)
+        self.settings: dict[str, Any] = S.check_settings(params) if self.state == "present" else {}
         self.actions = ActionLog(check_mode)
-        self.warnings = []
-        self.config = None  # config.json as built (or as check mode predicts it), once run
+        self.warnings: list[str] = []
+        # config.json as built (or as check mode predicts it), once run
+        self.config: dict[str, Any] | None = None
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         if self.state == "absent":
             return self._absent()
         source = R.make_source(self.params, self.path)  # bad input fails before anything is made
@@ -107,7 +114,7 @@ class BundleConverger(object):
 
     # --- present ------------------------------------------------------------------------------
 
-    def _present(self, source):
+    def _present(self, source: R.Source) -> dict[str, Any]:
         exists = os.path.isdir(self.path)
         if self.check_mode and not exists:
             self.actions.note("create", "bundle directory")
@@ -116,7 +123,7 @@ class BundleConverger(object):
         rebuild = not (meta and meta.get("source") == wanted and R.rootfs_is_dir(self.path))
         new = None
         try:
-            if source.kind == "store":
+            if isinstance(source, R.StoreSource):
                 read_file = self._overlay_rootfs(source, meta, wanted)
             elif rebuild:
                 self.actions.note("build", "rootfs", "from %s %s" % (source.kind, source.digest))
@@ -157,7 +164,7 @@ class BundleConverger(object):
 
     # --- absent -------------------------------------------------------------------------------
 
-    def _absent(self):
+    def _absent(self) -> dict[str, Any]:
         if not R.removable(self.path):
             return self._result(None, None)
         before = R.read_config_bytes(self.path)
@@ -170,7 +177,8 @@ class BundleConverger(object):
 
     # --- a root filesystem from the image store (overlay.py) ------------------------------------
 
-    def _overlay_rootfs(self, source, meta, wanted):
+    def _overlay_rootfs(self, source: R.StoreSource, meta: Mapping[str, Any] | None,
+                        wanted: Mapping[str, Any]) -> R.FileReader:
         """Make ``rootfs/`` the overlay of the store's image (a fresh upper layer when the image
         changed), mounted; returns the ``read_file`` for user lookups."""
         record = OV.read_record(self.path) if os.path.isdir(self.path) else None
@@ -201,7 +209,7 @@ class BundleConverger(object):
             self._forget_user(record.get("store"))
         return R.user_file_reader(root)
 
-    def _leave_overlay(self):
+    def _leave_overlay(self) -> None:
         """Unmount and forget the bundle's overlay, if it has one (before its rootfs is replaced by
         a copy, or removed), and let the store collect what only this bundle kept."""
         record = OV.read_record(self.path)
@@ -210,7 +218,7 @@ class BundleConverger(object):
         OV.teardown(self.path)
         self._forget_user(record.get("store"))
 
-    def _forget_user(self, store_path):
+    def _forget_user(self, store_path: str | None) -> None:
         if not store_path:
             return
         store = Store(store_path)
@@ -221,9 +229,10 @@ class BundleConverger(object):
 
     # --- result -------------------------------------------------------------------------------
 
-    def _result(self, before, after):
+    def _result(self, before: bytes | None, after: bytes | None) -> dict[str, Any]:
         changed = bool(self.actions)
-        result = {"changed": changed, "path": self.path, "actions": self.actions.rendered()}
+        result: dict[str, Any] = {"changed": changed, "path": self.path,
+                                  "actions": self.actions.rendered()}
         if changed:
             header = os.path.join(self.path, R.CONFIG_FILE)
             result["diff"] = {"before_header": header, "after_header": header,
