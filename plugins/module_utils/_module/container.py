@@ -11,6 +11,7 @@ module's ``main()``.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -24,6 +25,17 @@ from ansible_collections.oci.runtime.plugins.module_utils._module.common import 
     check_seconds,
     run_locked,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Tuple
+
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import BundleConfig
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.oci import OciRuntime
+    from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
+
+    # (option name, how, before, after)
+    Difference = Tuple[str, str, Any, Any]
 
 RECREATE = "recreate"
 UPDATE = "update"
@@ -56,15 +68,16 @@ class Option(object):
     """One comparable property: how to read it from the task; its current value is the
     ContainerRecord attribute of the same name."""
 
-    def __init__(self, name, how, desired=None):
+    def __init__(self, name: str, how: str,
+                 desired: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
         self.name = name
         self.how = how
         self._desired = desired or (lambda params: params.get(name))
 
-    def desired(self, params):
+    def desired(self, params: Mapping[str, Any]) -> Any:
         return self._desired(params)
 
-    def current(self, record):
+    def current(self, record: ContainerRecord) -> Any:
         return getattr(record, self.name)
 
 
@@ -72,10 +85,11 @@ LABELS = Option("labels", UPDATE,
                 desired=lambda p: None if p.get("labels") is None else check_labels(p["labels"]))
 
 
-def _given(name, convert=None):
+def _given(name: str,
+           convert: Callable[[Any], Any] | None = None) -> Callable[[Mapping[str, Any]], Any]:
     """The task's value of an option, or None when the task leaves it out (then not compared:
     an existing container keeps what it was created with)."""
-    def desired(params):
+    def desired(params: Mapping[str, Any]) -> Any:
         value = params.get(name)
         if value is None or convert is None:
             return value
@@ -99,7 +113,7 @@ OPTIONS = (
 DIFF_KEYS = ("status", "bundle", "config_digest", "labels", "runtime")
 
 
-def validate_params(params):
+def validate_params(params: Mapping[str, Any]) -> None:
     """Raise a core error for input that cannot be right, before anything is touched."""
     L.validate_id(params["name"], "container name")
     for key in ("stdin", "stdout", "stderr"):
@@ -111,7 +125,7 @@ def validate_params(params):
         check_seconds(key, params[key])
 
 
-def _stdio(params):
+def _stdio(params: Mapping[str, Any]) -> dict[str, str]:
     return {key: params.get(key) or "" for key in ("stdin", "stdout", "stderr")}
 
 
@@ -126,7 +140,9 @@ class ContainerConverger(object):
     mode, for a bundle it would build or change first) stands in for the bundle on disk.
     """
 
-    def __init__(self, params, check_mode=False, extra_labels=None, bundle_config=None):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False,
+                 extra_labels: Mapping[str, object] | None = None,
+                 bundle_config: BundleConfig | None = None) -> None:
         validate_params(params)
         self.params = params
         self.check_mode = check_mode
@@ -135,30 +151,32 @@ class ContainerConverger(object):
         self.state = params["state"]
         self.layout = L.Layout(params["state_dir"])
         self.actions = ActionLog(check_mode)
-        self.bundle_config = None
+        self.bundle_config: BundleConfig | None = None
         self.given_bundle_config = bundle_config
-        self.kept_labels = {}  # a recreate keeps the recorded labels unless the task gives some
-        self._before_labels = {}
-        self._runtime = None
+        # a recreate keeps the recorded labels unless the task gives some
+        self.kept_labels: dict[str, str] = {}
+        self._before_labels: dict[str, str] = {}
+        self._runtime: OciRuntime | None = None
 
     @property
-    def runtime(self):
+    def runtime(self) -> OciRuntime:
         """The runtime the task asks for; built (and its binary checked) only when needed."""
-        self._require_runtime()
-        return self._runtime
+        return self._require_runtime()
 
-    def _require_runtime(self):
+    def _require_runtime(self) -> OciRuntime:
         if self._runtime is None:
             self._runtime = build_runtime(self.params)
+        return self._runtime
 
-    def run(self, only_if=None):
+    def run(self, only_if: Callable[[core.Container | None], bool] | None = None
+            ) -> dict[str, Any] | None:
         """Converge and return the module result. ``only_if(container)`` (the recorded Container
         or None), asked under the container's lock, can veto the converge: run() then returns
         None and does nothing."""
         return run_locked(self.layout, self.name, self.check_mode,
                           lambda: self._converge(only_if))
 
-    def wanted_labels(self, current):
+    def wanted_labels(self, current: Mapping[str, str]) -> dict[str, str] | None:
         """The labels the container must end up with, given the ``current`` ones (the record's,
         or those a recreate keeps); None when the task does not declare labels at all."""
         labels = LABELS.desired(self.params)
@@ -170,9 +188,10 @@ class ContainerConverger(object):
 
     # --- compare ------------------------------------------------------------------------------
 
-    def differences(self, container, bundle_config):
+    def differences(self, container: core.Container,
+                    bundle_config: BundleConfig | None) -> list[Difference]:
         """[(option name, how, before, after)] for the options that differ."""
-        found = []
+        found: list[Difference] = []
         record = container.record
         for option in OPTIONS:
             if option is LABELS:
@@ -192,7 +211,8 @@ class ContainerConverger(object):
 
     # --- converge -----------------------------------------------------------------------------
 
-    def _converge(self, only_if=None):
+    def _converge(self, only_if: Callable[[core.Container | None], bool] | None = None
+                  ) -> dict[str, Any] | None:
         container = core.Container.load(self.layout, self.name)
         if container is None and only_if is None and not self.check_mode:
             container = self._adopt()
@@ -207,7 +227,7 @@ class ContainerConverger(object):
             return self._result(before, after, container=None)
 
         bundle_config = self.bundle_config = self._bundle_config(container)
-        updates = []
+        updates: list[Difference] = []
         if container is not None:
             differences = self.differences(container, bundle_config)
             recreate = [d for d in differences if d[1] == RECREATE]
@@ -227,18 +247,21 @@ class ContainerConverger(object):
         else:
             status = "absent"
 
+        target: core.Container | _PlannedContainer  # planned: what check mode would register
         if container is None:
-            container = self._register(bundle_config)
+            target = self._register(bundle_config)
             status = "stopped"
             if self.state == "stopped":
-                return self._finish(before, container, predicted_status="stopped")
-        elif updates:
-            self._update(container, updates)
+                return self._finish(before, target, predicted_status="stopped")
+        else:
+            target = container
+            if updates:
+                self._update(container, updates)
 
-        predicted = self._move(container, status)
-        return self._finish(before, container, predicted)
+        predicted = self._move(target, status)
+        return self._finish(before, target, predicted)
 
-    def _move(self, container, status):
+    def _move(self, container: core.Container | _PlannedContainer, status: str) -> str:
         """Actions from ``status`` to the declared state; returns the status it predicts."""
         want = self.state
         if want == "stopped":
@@ -260,7 +283,7 @@ class ContainerConverger(object):
             status = "paused"
         return status
 
-    def _adopt(self):
+    def _adopt(self) -> core.Container | None:
         """The container the runtime has under this name when we have no record of it (our state
         dir was wiped while it ran): its records rebuilt from the runtime's state, or None. A stat
         first, so that a new container costs no extra runtime call."""
@@ -274,7 +297,7 @@ class ContainerConverger(object):
                               % (self.name, self.layout.state_dir))
         return container
 
-    def _bundle_config(self, container):
+    def _bundle_config(self, container: core.Container | None) -> BundleConfig | None:
         """The bundle the task means; None when it relies on a recorded bundle that is gone (a
         running container needs no bundle; a create will say what is missing)."""
         bundle = self.params.get("bundle")
@@ -291,7 +314,9 @@ class ContainerConverger(object):
         except BundleError:
             return None
 
-    def _register(self, bundle_config):
+    def _register(self, bundle_config: BundleConfig | None) -> core.Container | _PlannedContainer:
+        if bundle_config is None:  # _bundle_config raised for a new container without a bundle
+            raise BundleError("container %r has no bundle to be created from" % self.name)
         self.actions.note("register", why="record container %r for bundle %s"
                           % (self.name, bundle_config.bundle))
         if self.check_mode:
@@ -302,12 +327,12 @@ class ContainerConverger(object):
             labels=labels if labels is not None else self.kept_labels, stdio=_stdio(self.params),
             no_pivot_root=self.params.get("no_pivot_root"))
 
-    def _update(self, container, updates):
+    def _update(self, container: core.Container, updates: list[Difference]) -> None:
         for name, dummy_how, dummy_before, wanted in updates:
             if name == "labels":
                 self.actions.act("update", container.set_labels, wanted, target="labels")
 
-    def _remove(self, container, status):
+    def _remove(self, container: core.Container, status: str) -> None:
         if status not in ("stopped", "absent"):
             self.actions.act("stop", container.stop, self.params["stop_signal"],
                              self.params["stop_timeout"])
@@ -315,15 +340,16 @@ class ContainerConverger(object):
 
     # --- result -------------------------------------------------------------------------------
 
-    def _view(self, container):
+    def _view(self, container: core.Container | None) -> dict[str, Any]:
         if container is None:
             return {"status": "absent"}
         return container.describe()
 
-    def _finish(self, before, container, predicted_status):
+    def _finish(self, before: dict[str, Any], container: core.Container | _PlannedContainer,
+                predicted_status: str) -> dict[str, Any]:
         if not self.actions:
             after = before
-        elif self.check_mode:
+        elif self.check_mode or isinstance(container, _PlannedContainer):  # (only in check mode)
             after = dict(before) if before["status"] != "absent" else {
                 "pid": None, "shim_pid": None, "exit_status": None, "exit_status_unknown": False,
                 "created": None, "labels": {}, "runtime": DEFAULT_RUNTIME}
@@ -332,8 +358,8 @@ class ContainerConverger(object):
             after = container.describe()
         return self._result(before, after, container=after)
 
-    def _predicted(self, status):
-        predicted = {"id": self.name, "status": status}
+    def _predicted(self, status: str) -> dict[str, Any]:
+        predicted: dict[str, Any] = {"id": self.name, "status": status}
         if self.params.get("runtime"):
             predicted["runtime"] = self.params["runtime"]
         if self.bundle_config is not None:
@@ -350,9 +376,10 @@ class ContainerConverger(object):
             predicted.update({"pid": None, "shim_pid": None})
         return predicted
 
-    def _result(self, before, after, container):
+    def _result(self, before: Mapping[str, Any], after: Mapping[str, Any],
+                container: Mapping[str, Any] | None) -> dict[str, Any]:
         changed = bool(self.actions)
-        result = {
+        result: dict[str, Any] = {
             "changed": changed,
             "actions": self.actions.rendered(),
             "container": container if container and container.get("status") != "absent" else {},
@@ -368,5 +395,5 @@ class ContainerConverger(object):
 class _PlannedContainer(object):
     """Stands in for a container that check mode would have created; accepts every verb."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
