@@ -372,3 +372,19 @@ def test_import_from_layout_and_archive(images, tmp_path):
         converge_image(store, "localhost/app:2", username=None, password=None,
                        source={"type": "oci", "path": layout, "ref": "nope"})
     assert "has no tag 'nope'" in err.value.msg
+
+
+def test_docker_schema2_image(registry, images, tmp_path):
+    layout, digests = images
+    store = str(tmp_path / "store")
+    name = registry.host + "/test/docker:v1"
+    subprocess.run(["skopeo", "copy", "--quiet", "--format", "v2s2", "--dest-tls-verify=false",
+                    "--dest-creds=alice:s3cret", "oci:%s:v1" % layout, "docker://" + name], check=True)
+    result = converge_image(store, name)
+    image = result["image"]
+    assert result["changed"] and image["digest"] != digests["v1"]  # Docker's manifest, kept as served
+    assert image["remote_digest"] == image["digest"]
+    manifest = json.loads(open(os.path.join(store, "blobs", "sha256", image["digest"][7:]), "rb").read())
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert converge_image(store, name, pull="always")["changed"] is False
+    assert "unpack 2 of 2 layers" in result["actions"]
