@@ -5,7 +5,8 @@
 Interleaved repetitions, medians: the core's create + start of the same busybox container (a) with
 no network (runc makes an empty network namespace) and (b) on one bridge network, and (c) with a
 published port; for (b) and (c) the plugin chain is timed plugin by plugin (ADD on create, DEL on
-removal), and the namespace creation on its own; (d) as (b) on a network without masquerading. Uses the real plugins (Debian's
+removal, wall time and the CPU time of the plugins and the commands they run), and the namespace
+creation on its own; (d) as (b) on a network without masquerading. Uses the real plugins (Debian's
 containernetworking-plugins) and runc; a network in 10.249.x.0/24 that this host does not route,
 removed at the end.
 
@@ -19,6 +20,7 @@ import datetime
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -53,12 +55,18 @@ _run = C.Plugins.run
 _create = N.create
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed_run(self, plugin, command, env, config):
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _children_cpu()
     try:
         return _run(self, plugin, command, env, config)
     finally:
         TIMES.setdefault("%s %s" % (command, plugin["type"]), []).append(time.monotonic() - started)
+        TIMES.setdefault("cpu %s" % command, []).append(_children_cpu() - cpu)
 
 
 def _timed_create(name):
@@ -154,19 +162,21 @@ def main():
             "create_start_ms": ms(starts[kind]),
             "stop_remove_ms": ms(removes[kind]),
             "steps_ms": {step: ms([run.get(step, 0.0) for run in chain[kind]]) for step in steps},
-            "add_chain_ms": ms([sum(v for k, v in run.items() if not k.startswith("DEL"))
+            "add_chain_ms": ms([sum(v for k, v in run.items()
+                                    if not k.startswith(("DEL", "cpu")))
                                 for run in chain[kind]]),
+            "add_chain_cpu_ms": ms([run.get("cpu ADD", 0.0) for run in chain[kind]]),
         }
     base = result["kinds"]["no network"]["create_start_ms"]
     title = "# Network attach cost (%s, %d reps, medians, load %.2f)" % (
         date, reps, result["load"][0])
     lines = [title,
-             "", "| container | create+start ms | added ms | ADD chain ms | stop+remove ms |",
-             "|---|---|---|---|---|"]
+             "", "| container | create+start ms | added ms | ADD chain ms | ADD chain CPU ms "
+             "| stop+remove ms |", "|---|---|---|---|---|---|"]
     for kind, values in result["kinds"].items():
-        lines.append("| %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
             kind, values["create_start_ms"], round(values["create_start_ms"] - base, 1),
-            values["add_chain_ms"], values["stop_remove_ms"]))
+            values["add_chain_ms"], values["add_chain_cpu_ms"], values["stop_remove_ms"]))
     lines += ["", "Per step (medians, ms):", ""]
     for kind, values in result["kinds"].items():
         if values["steps_ms"]:
