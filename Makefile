@@ -40,6 +40,7 @@ bench: setup
 	bash scripts/run-tests.sh --sync-only
 	$(CURDIR)/.venv-bench/bin/python bench/bench.py
 	$(CURDIR)/.venv-bench/bin/python bench/images.py --json bench/results/images-$$(date -u +%F).json
+	$(CURDIR)/.venv-bench/bin/python bench/network_attach.py
 
 # Build output and test results; `make distclean` also drops the venv.
 clean:
