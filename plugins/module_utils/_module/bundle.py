@@ -32,7 +32,7 @@ STATES = ("present", "absent")
 # ``state`` (and the common ones it accepts unused). The plural ``containers`` module takes the same
 # ones for an item's ``build`` definition, with ``path`` optional there (it defaults to the item's
 # ``bundle``).
-BUNDLE_OPTIONS = dict(
+BUNDLE_OPTIONS: dict[str, dict[str, Any]] = dict(
     path=dict(type="path", required=True),
     rootfs_archive=dict(type="path"),
     rootfs_dir=dict(type="path"),
@@ -62,7 +62,7 @@ BUNDLE_REQUIRED_BY = {"image_ref": "image"}
 
 # The bundle module's whole option table: BUNDLE_OPTIONS, ``state``, and the common options, which
 # it accepts unused (without their defaults) so that module_defaults of group/oci.runtime.oci apply.
-BUNDLE_MODULE_OPTIONS = dict(
+BUNDLE_MODULE_OPTIONS: dict[str, dict[str, Any]] = dict(
     BUNDLE_OPTIONS,
     state=dict(type="str", choices=list(STATES), default="present"),
     state_dir=dict(type="path"),

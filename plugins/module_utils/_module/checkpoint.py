@@ -29,7 +29,7 @@ STATES = ("present", "absent", "restored")
 CHECKPOINTABLE = (core.RUNNING, core.PAUSED)
 
 # The checkpoint module's own options (the common ones come from common.argument_spec).
-CHECKPOINT_OPTIONS = dict(
+CHECKPOINT_OPTIONS: dict[str, dict[str, Any]] = dict(
     container=dict(type="str", required=True),
     name=dict(type="str", required=True),
     state=dict(type="str", choices=list(STATES), default="present"),

@@ -11,7 +11,7 @@ module's ``main()``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
@@ -47,7 +47,7 @@ STATES = ("running", "paused", "stopped", "absent")
 
 # The container module's own options (the common ones come from common.argument_spec); the plural
 # module takes the same ones for each item of its ``containers`` list.
-CONTAINER_OPTIONS = dict(
+CONTAINER_OPTIONS: dict[str, dict[str, Any]] = dict(
     name=dict(type="str", required=True),
     bundle=dict(type="path"),
     state=dict(type="str", choices=list(STATES), default="running"),
@@ -167,6 +167,14 @@ class ContainerConverger(object):
         if self._runtime is None:
             self._runtime = build_runtime(self.params)
         return self._runtime
+
+    @overload
+    def run(self) -> dict[str, Any]:
+        ...
+
+    @overload
+    def run(self, only_if: Callable[[core.Container | None], bool]) -> dict[str, Any] | None:
+        ...
 
     def run(self, only_if: Callable[[core.Container | None], bool] | None = None
             ) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ LIVE_STATUSES = (core.RUNNING, core.PAUSED, core.CREATED)
 
 # The container_info module's own options (the common ones come from common.argument_spec), and
 # the rules between them (AnsibleModule's keyword arguments of the same names).
-CONTAINER_INFO_OPTIONS = dict(
+CONTAINER_INFO_OPTIONS: dict[str, dict[str, Any]] = dict(
     name=dict(type="str"),
     labels=dict(type="dict"),
     checkpoint_root=dict(type="path", default=ckpt.DEFAULT_CHECKPOINT_ROOT),

@@ -21,6 +21,7 @@ import os
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.actions import Action
 from ansible_collections.oci.runtime.plugins.module_utils._module.bundle import (
@@ -51,6 +52,13 @@ from ansible_collections.oci.runtime.plugins.module_utils._runtime.bundle import
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.errors import RuntimeCoreError
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.record import ContainerRecord
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    R = TypeVar("R")
+
 MANAGED_LABEL = "oci.runtime.managed-by"
 DEFAULT_MANAGED_BY = "containers"
 DEFAULT_CONCURRENCY = 8
@@ -59,15 +67,15 @@ DEFAULT_CONCURRENCY = 8
 INHERITED = ("runtime", "runtime_root")
 
 
-def _without(options, name):
+def _without(options: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key != name}
 
 
 # An item's ``build``: the bundle module's options (but ``state``), with ``path`` defaulting to the
 # item's ``bundle`` (and the item's ``bundle`` to it); the bundle module's rules apply inside it.
-BUILD_OPTIONS = dict(BUNDLE_OPTIONS, path=dict(type="path"))
+BUILD_OPTIONS: dict[str, dict[str, Any]] = dict(BUNDLE_OPTIONS, path=dict(type="path"))
 
-ITEM_OPTIONS = dict(CONTAINER_OPTIONS)
+ITEM_OPTIONS: dict[str, dict[str, Any]] = dict(CONTAINER_OPTIONS)
 ITEM_OPTIONS.update(
     build=dict(type="dict", options=BUILD_OPTIONS,
                mutually_exclusive=BUNDLE_MUTUALLY_EXCLUSIVE,
@@ -79,7 +87,7 @@ ITEM_OPTIONS.update(
     processes=dict(type="list", elements="dict", options=_without(PROCESS_OPTIONS, "container")),
 )
 
-CONTAINERS_OPTIONS = dict(
+CONTAINERS_OPTIONS: dict[str, dict[str, Any]] = dict(
     containers=dict(type="list", elements="dict", required=True, options=ITEM_OPTIONS),
     prune=dict(type="bool", default=False),
     managed_by=dict(type="str", default=DEFAULT_MANAGED_BY),
@@ -101,11 +109,11 @@ class BuildFailedError(ValueError):
     """The item's bundle could not be built (the item fails; its container is left alone)."""
 
 
-def _defaults_of(options):
+def _defaults_of(options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {key: spec.get("default") for key, spec in options.items()}
 
 
-def check_declaration(params):
+def check_declaration(params: Mapping[str, Any]) -> None:
     """Raise DeclarationError for what makes the whole declaration wrong, before anything runs."""
     if params.get("concurrency") is not None and params["concurrency"] < 1:
         raise DeclarationError("concurrency must be 1 or more, got %s" % params["concurrency"])
@@ -124,7 +132,7 @@ def check_declaration(params):
                                "once: %s" % ", ".join(str(n) for n in duplicates))
 
 
-def _check_prune_stop(params):
+def _check_prune_stop(params: Mapping[str, Any]) -> None:
     signal = params.get("prune_stop_signal")
     if signal is not None:
         try:
@@ -137,17 +145,18 @@ def _check_prune_stop(params):
         raise DeclarationError(str(exc))
 
 
-def _build_path(item):
+def _build_path(item: Mapping[str, Any]) -> str | None:
     """The bundle path an item's ``build`` writes (None without one); normalised when absolute."""
     path = (item.get("build") or {}).get("path") or item.get("bundle")
     return os.path.normpath(path) if path and os.path.isabs(path) else path
 
 
-def plan_builds(items):
+def plan_builds(items: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """{bundle path: BundleConverger params} for the items that build a bundle (not those with
     state absent). Items may share a bundle path only with the same definition: it is built once.
     Raises DeclarationError for one path defined differently by two items."""
-    plans, owners = {}, {}
+    plans: dict[str, dict[str, Any]] = {}
+    owners: dict[str, Any] = {}
     for item in items:
         if not item.get("build") or item.get("state") == "absent":
             continue
@@ -165,7 +174,7 @@ def plan_builds(items):
     return plans
 
 
-def build_bundle(params, check_mode=False):
+def build_bundle(params: Mapping[str, Any], check_mode: bool = False) -> dict[str, Any]:
     """Converge one bundle: {"result": the bundle module's result, "config": in check mode the
     predicted BundleConfig of a bundle that would change, else None} or {"error": msg}."""
     try:
@@ -186,14 +195,16 @@ def build_bundle(params, check_mode=False):
 class ItemConverger(object):
     """One declared item: its container, then its limits, then its processes."""
 
-    def __init__(self, item, task, check_mode=False, built=None):
+    def __init__(self, item: Mapping[str, Any], task: Mapping[str, Any], check_mode: bool = False,
+                 built: Mapping[str, dict[str, Any]] | None = None) -> None:
         self.item = item
         self.built = built or {}  # {bundle path: what build_bundles() made of it}
         self.name = item.get("name")
         self.check_mode = check_mode
         self.state_dir = task["state_dir"]
         self.managed_labels = {MANAGED_LABEL: task["managed_by"]}
-        self.params = {key: value for key, value in item.items() if key not in _NOT_CONTAINER}
+        self.params: dict[str, Any] = {key: value for key, value in item.items()
+                                       if key not in _NOT_CONTAINER}
         self.params["state_dir"] = self.state_dir
         for key in INHERITED:
             if self.params.get(key) is None:
@@ -201,9 +212,10 @@ class ItemConverger(object):
         self.build = item.get("build")
         if self.build and self.params.get("bundle") is None:
             self.params["bundle"] = self.build.get("path")
-        self.result = {"name": self.name, "changed": False, "actions": [], "container": {}}
+        self.result: dict[str, Any] = {"name": self.name, "changed": False, "actions": [],
+                                       "container": {}}
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         try:
             self._run()
         except (RuntimeCoreError, ValueError) as exc:
@@ -214,12 +226,12 @@ class ItemConverger(object):
                        exception=traceback.format_exc())
         return self.result
 
-    def _fail(self, msg, **extra):
+    def _fail(self, msg: str, **extra: object) -> None:
         self.result["failed"] = True
         self.result["msg"] = "%s: %s" % (self.name, msg)
         self.result.update(extra)
 
-    def _run(self):
+    def _run(self) -> None:
         label = self.params.get("labels") or {}
         if MANAGED_LABEL in label and str(label[MANAGED_LABEL]) != self.managed_labels[MANAGED_LABEL]:
             raise ValueError("label %s is set by this module (managed_by); it cannot be %r here"
@@ -244,7 +256,7 @@ class ItemConverger(object):
         if self.item.get("processes") and state == "running":
             self._processes(fresh)
 
-    def _bundle(self):
+    def _bundle(self) -> None:
         """Take the item's bundle result (built before every container) into the item's result;
         raises BuildFailedError when it could not be built."""
         path = _build_path(self.item)
@@ -263,7 +275,7 @@ class ItemConverger(object):
             self.result["changed"] = True
             self.result["actions"].extend("bundle: " + action for action in result["actions"])
 
-    def _predicted_bundle(self):
+    def _predicted_bundle(self) -> BundleConfig | None:
         """In check mode, the predicted config of a bundle that this task would write first (by
         this item's build or another's), for the container to compare with; else None."""
         bundle = self.params.get("bundle")
@@ -271,7 +283,8 @@ class ItemConverger(object):
             return None
         return (self.built.get(os.path.normpath(bundle)) or {}).get("config")
 
-    def _sub_params(self, options, given):
+    def _sub_params(self, options: Mapping[str, Mapping[str, Any]],
+                    given: Mapping[str, Any] | None) -> dict[str, Any]:
         params = _defaults_of(options)
         params.update(given or {})
         params.update({"container": self.name, "state_dir": self.state_dir,
@@ -279,9 +292,10 @@ class ItemConverger(object):
                        "runtime_root": self.params.get("runtime_root")})
         return params
 
-    def _resources(self, fresh):
+    def _resources(self, fresh: bool) -> None:
         params = self._sub_params(RESOURCE_OPTIONS, self.item["resources"])
         converger = ResourceConverger(params, check_mode=self.check_mode)  # checks the input
+        result: dict[str, Any]
         if self.check_mode and fresh:
             fields = sorted(converger.request)
             result = {"changed": bool(fields), "changed_fields": fields, "predicted": True}
@@ -295,8 +309,9 @@ class ItemConverger(object):
             self.result["actions"].append(
                 str(Action("update", "resources", ", ".join(result["changed_fields"]))))
 
-    def _processes(self, fresh):
-        results = self.result["processes"] = []
+    def _processes(self, fresh: bool) -> None:
+        results: list[dict[str, Any]] = []
+        self.result["processes"] = results
         started = False
         for given in self.item["processes"]:
             params = self._sub_params(PROCESS_OPTIONS, given)
@@ -323,7 +338,7 @@ class ItemConverger(object):
             if container is not None:
                 self.result["container"] = container.describe()
 
-    def _note_process(self, result):
+    def _note_process(self, result: dict[str, Any]) -> None:
         for warning in result.pop("warnings", []):
             self.result.setdefault("warnings", []).append("%s: %s" % (self.name, warning))
         if result.get("changed"):
@@ -335,7 +350,7 @@ class ItemConverger(object):
 class Pruner(object):
     """Removes one undeclared container, if (under its lock) it still carries the managed label."""
 
-    def __init__(self, name, task, check_mode=False):
+    def __init__(self, name: str, task: Mapping[str, Any], check_mode: bool = False) -> None:
         self.name = name
         self.managed_by = task["managed_by"]
         self.params = _defaults_of(CONTAINER_OPTIONS)
@@ -345,10 +360,10 @@ class Pruner(object):
                             "stop_timeout": task["prune_stop_timeout"]})
         self.check_mode = check_mode
 
-    def managed(self, container):
+    def managed(self, container: core.Container | None) -> bool:
         return container is not None and container.record.labels.get(MANAGED_LABEL) == self.managed_by
 
-    def run(self):
+    def run(self) -> dict[str, Any] | None:
         """The container module's result (with ``name``), or None when it is not ours to prune."""
         try:
             result = ContainerConverger(self.params, check_mode=self.check_mode).run(
@@ -362,7 +377,7 @@ class Pruner(object):
         return result
 
 
-def _map(func, items, concurrency):
+def _map(func: Callable[[T], R], items: Sequence[T], concurrency: int) -> list[R]:
     """``[func(item) for item in items]``, in order, on up to ``concurrency`` threads."""
     if concurrency <= 1 or len(items) <= 1:
         return [func(item) for item in items]
@@ -370,7 +385,7 @@ def _map(func, items, concurrency):
         return list(pool.map(func, items))
 
 
-def prune_candidates(state_dir, declared, managed_by):
+def prune_candidates(state_dir: str, declared: Container[str], managed_by: str) -> list[str]:
     """Recorded containers that are not declared and (by their record, read without a lock)
     carry the managed label; each is checked again under its lock before it is removed."""
     layout = L.Layout(state_dir)
@@ -384,7 +399,7 @@ def prune_candidates(state_dir, declared, managed_by):
     return names
 
 
-def _item_diff(result):
+def _item_diff(result: Mapping[str, Any]) -> dict[str, Any] | None:
     diff = result.get("diff")
     if not diff:
         return None
@@ -393,7 +408,7 @@ def _item_diff(result):
             "before": diff.get("before", {}), "after": diff.get("after", {})}
 
 
-def _or_default(params, key):
+def _or_default(params: Mapping[str, Any], key: str) -> Any:
     value = params.get(key)
     return CONTAINERS_OPTIONS[key]["default"] if value is None else value
 
@@ -403,7 +418,7 @@ class ContainersConverger(object):
     result (``failed`` and ``msg`` when any item or prune failed; everything else converged all the
     same)."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         check_declaration(params)
         self.params = params
         self.check_mode = check_mode
@@ -416,7 +431,7 @@ class ContainersConverger(object):
                      "prune_stop_timeout": _or_default(params, "prune_stop_timeout")}
         self.concurrency = params.get("concurrency") or DEFAULT_CONCURRENCY
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         started = time.monotonic()
         params, task, check_mode = self.params, self.task, self.check_mode
         items = params["containers"]
@@ -437,7 +452,7 @@ class ContainersConverger(object):
 
         results = _map(lambda item: ItemConverger(item, task, check_mode, built).run(), items,
                        self.concurrency)
-        result = {
+        result: dict[str, Any] = {
             "changed": any(r["changed"] for r in results + pruned_results),
             "containers": results,
             "pruned": [r["name"] for r in pruned_results if not r.get("failed") and r["changed"]],
@@ -456,7 +471,7 @@ class ContainersConverger(object):
         return result
 
 
-def _failure_message(results, failures):
+def _failure_message(results: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:
     failed_items = len([r for r in results if r.get("failed")])
     failed_prunes = len(failures) - failed_items
     parts = []

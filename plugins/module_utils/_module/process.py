@@ -37,7 +37,7 @@ STATES = ("running", "exited", "absent")
 
 # The process module's own options (the common ones come from common.argument_spec); the plural
 # module takes the same ones, but ``container``, for each item of a container's ``processes``.
-PROCESS_OPTIONS = dict(
+PROCESS_OPTIONS: dict[str, dict[str, Any]] = dict(
     container=dict(type="str", required=True),
     id=dict(type="str", required=True),
     args=dict(type="list", elements="str"),

@@ -23,7 +23,7 @@ UPDATABLE_STATUSES = (core.RUNNING, core.PAUSED)
 
 # The resource_update module's own options (the common ones come from common.argument_spec); the
 # plural module takes the same ones, but ``container``, as each container's ``resources``.
-RESOURCE_OPTIONS = dict(
+RESOURCE_OPTIONS: dict[str, dict[str, Any]] = dict(
     container=dict(type="str", required=True),
     cpu_shares=dict(type="int"),
     blkio_weight=dict(type="int"),
