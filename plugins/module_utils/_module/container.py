@@ -333,7 +333,7 @@ class ContainerConverger(object):
         return core.Container.register(
             self.layout, self.runtime, self.name, bundle_config.bundle,
             labels=labels if labels is not None else self.kept_labels, stdio=_stdio(self.params),
-            no_pivot_root=self.params.get("no_pivot_root"))
+            no_pivot_root=bool(self.params.get("no_pivot_root")))
 
     def _update(self, container: core.Container, updates: list[Difference]) -> None:
         for name, dummy_how, dummy_before, wanted in updates:

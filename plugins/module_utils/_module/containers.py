@@ -199,7 +199,7 @@ class ItemConverger(object):
                  built: Mapping[str, dict[str, Any]] | None = None) -> None:
         self.item = item
         self.built = built or {}  # {bundle path: what build_bundles() made of it}
-        self.name = item.get("name")
+        self.name = str(item.get("name"))  # required: AnsibleModule checked it
         self.check_mode = check_mode
         self.state_dir = task["state_dir"]
         self.managed_labels = {MANAGED_LABEL: task["managed_by"]}

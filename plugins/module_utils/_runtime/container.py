@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal as signals
+from typing import TYPE_CHECKING
 
 from . import layout as L
 from . import networking
@@ -36,6 +37,12 @@ from .process import (
 from .record import ContainerRecord, utc_now
 from .shim import process_start_time
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from .oci import OciRuntime
+
 # The container statuses: the runtime's (created: created but never started), and absent.
 RUNNING = "running"
 PAUSED = "paused"
@@ -48,7 +55,7 @@ EXIT_RECORD_GRACE = 2.0
 KILL_WAIT = 10.0
 
 
-def parse_signal(value):
+def parse_signal(value: object) -> int:
     """Signal number from 15, '15', 'TERM' or 'SIGTERM'; InvalidValueError (a ValueError) with a
     clear message else."""
     text = str(value).strip().upper()
@@ -58,13 +65,13 @@ def parse_signal(value):
             return number
         raise InvalidValueError("signal number %s is out of range 1-%d" % (number, signals.NSIG - 1))
     name = text if text.startswith("SIG") else "SIG" + text
-    number = getattr(signals, name, None)
-    if not isinstance(number, int) or name.startswith("SIG_"):
+    found = getattr(signals, name, None)
+    if not isinstance(found, int) or name.startswith("SIG_"):
         raise InvalidValueError("unknown signal %r" % (value,))
-    return int(number)
+    return int(found)
 
 
-def runtime_may_know(runtime_name, root, container_id):
+def runtime_may_know(runtime_name: str, root: str | None, container_id: str) -> bool:
     """Whether the runtime has a state directory for ``container_id``: a stat, no runtime call,
     so that creating a new container costs nothing extra."""
     return os.path.isdir(os.path.join(root or default_runtime_root(runtime_name), container_id))
@@ -73,19 +80,21 @@ def runtime_may_know(runtime_name, root, container_id):
 class Container(object):
     """One container recorded under a state dir, bound to the runtime that drives it."""
 
-    def __init__(self, layout, runtime, container_id, record):
+    def __init__(self, layout: L.Layout, runtime: OciRuntime, container_id: str,
+                 record: ContainerRecord) -> None:
         self.layout = layout
         self.runtime = runtime
         self.id = container_id
         self.record = record
         self.init = ProcessRecord(layout, container_id, L.INIT_PROCESS_ID)
-        self._runtime_state = None
+        self._runtime_state: dict[str, Any] | None = None
         self._runtime_state_known = False
 
     # --- loading and registering -------------------------------------------------------------
 
     @classmethod
-    def load(cls, layout, container_id, runtime=None):
+    def load(cls, layout: L.Layout, container_id: str,
+             runtime: OciRuntime | None = None) -> Container | None:
         """The recorded container, or None if this state dir has no record of it.
 
         Without ``runtime`` it is driven by the runtime it was created with (from state.json)."""
@@ -99,8 +108,9 @@ class Container(object):
         return cls(layout, runtime or record.oci_runtime(), container_id, record)
 
     @classmethod
-    def register(cls, layout, runtime, container_id, bundle, labels=None, stdio=None,
-                 no_pivot_root=False):
+    def register(cls, layout: L.Layout, runtime: OciRuntime, container_id: str, bundle: str,
+                 labels: Mapping[str, str] | None = None, stdio: Mapping[str, str] | None = None,
+                 no_pivot_root: bool = False) -> Container:
         """Write state.json for a container that is not running yet (status: stopped)."""
         config = load_bundle(bundle)
         record = ContainerRecord.for_runtime(
@@ -117,7 +127,7 @@ class Container(object):
         return container
 
     @classmethod
-    def adopt(cls, layout, runtime, container_id):
+    def adopt(cls, layout: L.Layout, runtime: OciRuntime, container_id: str) -> Container | None:
         """Rebuild the records of a container the runtime has under ``container_id`` but this
         state dir does not (our state dir was wiped while it ran), from the runtime's ``state``
         and the shim still watching it. None when the runtime has no such container.
@@ -174,26 +184,26 @@ class Container(object):
         container._runtime_state, container._runtime_state_known = state, True
         return container
 
-    def save(self):
+    def save(self) -> None:
         self.record.write(self.layout.state_file(self.id))
 
-    def set_labels(self, labels):
+    def set_labels(self, labels: Mapping[str, str]) -> None:
         self.record.labels = dict(labels)
         self.save()
 
     # --- what is true now ---------------------------------------------------------------------
 
-    def runtime_state(self, refresh=False):
+    def runtime_state(self, refresh: bool = False) -> dict[str, Any] | None:
         """The runtime's own view (``runtime state``), asked once per converge unless refreshed."""
         if refresh or not self._runtime_state_known:
             self._runtime_state = self.runtime.state(self.id)
             self._runtime_state_known = True
         return self._runtime_state
 
-    def forget_runtime_state(self):
+    def forget_runtime_state(self) -> None:
         self._runtime_state_known = False
 
-    def status(self):
+    def status(self) -> str:
         """running, paused, created or stopped, cross-checking the runtime with our records."""
         state = self.runtime_state()
         if state is None:
@@ -206,7 +216,7 @@ class Container(object):
                     return runtime_status
         return STOPPED
 
-    def exit_status(self, status=None):
+    def exit_status(self, status: str | None = None) -> int | None:
         """The init process's exit code; None while it runs or when nobody saw it end."""
         if (status or self.status()) != STOPPED:
             return None
@@ -217,14 +227,14 @@ class Container(object):
             code = self.init.exit_status
         return code
 
-    def exit_status_unknown(self, status, exit_status):
+    def exit_status_unknown(self, status: str, exit_status: int | None) -> bool:
         """True when the init process ran and ended but nobody recorded how (its shim died first,
         or its records were rebuilt from the runtime's): exit_status is then null, not an
         invented number. ``status`` and ``exit_status`` as describe() found them."""
         return status == STOPPED and exit_status is None and (
             os.path.exists(self.init.path(L.PID_FILE)) or bool(self.record.adopted))
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """The container as modules return it."""
         status = self.status()
         pid = self.init.pid if status != STOPPED else None
@@ -246,7 +256,7 @@ class Container(object):
             "networks": networking.describe(self.layout, self.id),
         }
 
-    def process_records(self):
+    def process_records(self) -> list[ProcessRecord]:
         """The exec'd processes recorded for this container (every process dir but init)."""
         directory = self.layout.container_dir(self.id)
         try:
@@ -257,7 +267,7 @@ class Container(object):
                 if name != L.INIT_PROCESS_ID and L.is_valid_id(name)
                 and os.path.isfile(os.path.join(directory, name, L.PROCESS_FILE))]
 
-    def process(self, process_id):
+    def process(self, process_id: str) -> ProcessRecord:
         L.validate_id(process_id, "process id")
         if process_id == L.INIT_PROCESS_ID:
             raise StateError("process id %r is reserved for the container's own process"
@@ -266,13 +276,14 @@ class Container(object):
 
     # --- verbs --------------------------------------------------------------------------------
 
-    def create(self, timeout):
+    def create(self, timeout: float) -> None:
         """Create the init process under a new shim (runtime ``create``); the runtime's status is
         then ``created``. Refreshes the config digest from the bundle as it is now."""
         self._launch_init(timeout, lambda pid_file, log_file: self.runtime.create_argv(
             self.id, self.record.bundle, pid_file, log_file, self.record.no_pivot_root))
 
-    def restore(self, checkpoint_name, image_path, work_path, extra_args, criu, timeout):
+    def restore(self, checkpoint_name: str, image_path: str, work_path: str,
+                extra_args: Iterable[str], criu: str | None, timeout: float) -> None:
         """Restore the init process from CRIU images under a new shim (runtime ``restore
         --detach``); the container then runs. The images are only read, never changed."""
         try:
@@ -284,7 +295,8 @@ class Container(object):
             raise
         self._runtime_state_after(RUNNING)  # `restore --detach` returned: it runs
 
-    def _launch_init(self, timeout, build_argv, checkpoint_name=""):
+    def _launch_init(self, timeout: float, build_argv: Callable[[str, str], list[str]],
+                     checkpoint_name: str = "") -> None:
         ensure_rootfs_mounted(self.record.bundle)  # an image bundle's overlay, after a reboot
         config = load_bundle(self.record.bundle)
         self._reset_init()
@@ -314,7 +326,8 @@ class Container(object):
             self._cleanup_failed_create(exc)
             raise
 
-    def exec_process(self, process_id, overrides, stdio, timeout):
+    def exec_process(self, process_id: str, overrides: Mapping[str, Any],
+                     stdio: Mapping[str, str | None], timeout: float) -> ProcessRecord:
         """Start an extra process in the running container under its own shim (runtime
         ``exec --detach``). ``overrides`` replace fields of the init process's spec (args, env,
         cwd, user); the new process record starts afresh. Returns its ProcessRecord."""
@@ -327,19 +340,19 @@ class Container(object):
             spec.pop(key, None)
         spec.update(overrides)
         spec.update({"terminal": False, "exec": True})
-        stdio = prepare_process_dir(record, spec, stdio.get("stdin"), stdio.get("stdout"),
+        paths = prepare_process_dir(record, spec, stdio.get("stdin"), stdio.get("stdout"),
                                     stdio.get("stderr"))
         argv = self.runtime.exec_argv(self.id, record.path(L.PROCESS_FILE),
                                       record.path(L.PID_FILE), record.path(L.RUNTIME_LOG_FILE))
         try:
-            launch(self.layout, record, argv, stdio, timeout)
+            launch(self.layout, record, argv, paths, timeout)
         except Exception:
             record.kill_shim(group=True)
             L.remove_tree(record.dir)
             raise
         return record
 
-    def remove_process(self, record, grace):
+    def remove_process(self, record: ProcessRecord, grace: float) -> None:
         """SIGTERM a live process, SIGKILL after ``grace`` seconds, then drop its record."""
         if record.status() == "running":
             record.signal(signals.SIGTERM)
@@ -349,26 +362,26 @@ class Container(object):
         record.kill_shim()
         L.remove_tree(record.dir)
 
-    def start(self):
+    def start(self) -> None:
         self.runtime.start(self.id)
         self._runtime_state_after(RUNNING)
 
-    def pause(self):
+    def pause(self) -> None:
         self.runtime.pause(self.id)
         self._runtime_state_after(PAUSED)
 
-    def resume(self):
+    def resume(self) -> None:
         self.runtime.resume(self.id)
         self._runtime_state_after(RUNNING)
 
-    def _runtime_state_after(self, status):
+    def _runtime_state_after(self, status: str) -> None:
         """The runtime's state after a verb it accepted: known without asking ``runtime state``
         again (one exec less per converge that starts, pauses or resumes). status() still checks
         the recorded pid in /proc, so a process that exited at once is reported stopped."""
         self._runtime_state = {"id": self.id, "status": status, "pid": self.init.pid}
         self._runtime_state_known = True
 
-    def stop(self, stop_signal, timeout):
+    def stop(self, stop_signal: object, timeout: float) -> None:
         """Send ``stop_signal``, wait ``timeout`` seconds, then SIGKILL; keeps the exit status."""
         status = self.status()
         if status == STOPPED:
@@ -385,7 +398,7 @@ class Container(object):
         self.forget_runtime_state()
         networking.detach(self.layout, self.id)  # a stopped container holds no address
 
-    def _kill(self, signal_number):
+    def _kill(self, signal_number: int) -> None:
         try:
             self.runtime.kill(self.id, signal_number)
         except RuntimeCommandError as exc:
@@ -393,7 +406,7 @@ class Container(object):
             if self.init.alive():
                 raise exc
 
-    def remove(self):
+    def remove(self) -> None:
         """Remove the runtime's container and all our records of it (the container is stopped)."""
         self.runtime.delete(self.id, force=True)
         # Exec'd processes die with the container's pid namespace; without one they would not.
@@ -406,7 +419,7 @@ class Container(object):
         L.remove_tree(self.layout.container_dir(self.id))
         self.forget_runtime_state()
 
-    def _reset_init(self):
+    def _reset_init(self) -> None:
         """Drop the runtime's old container and the old init records, to start afresh. The default
         stdout/stderr logs are kept: a restarted or restored container appends to them."""
         if self.runtime_state() is not None:
@@ -415,7 +428,7 @@ class Container(object):
         L.clear_dir(self.init.dir, keep=(STDOUT_LOG, STDERR_LOG))
         self.forget_runtime_state()
 
-    def _cleanup_failed_create(self, error=None):
+    def _cleanup_failed_create(self, error: BaseException | None = None) -> None:
         # The shim's whole process group: a runtime verb or CRIU still running under it must not
         # carry on (or loop) after we gave up on it.
         self.init.kill_shim(group=True)
@@ -436,7 +449,7 @@ class Container(object):
         remove_empty_cgroups(self._cgroups_path())
         self.forget_runtime_state()
 
-    def _cgroups_path(self):
+    def _cgroups_path(self) -> str:
         """Where runc puts the container's cgroup: linux.cgroupsPath, or /<id> by default."""
         try:
             path = (load_bundle(self.record.bundle).config.get("linux") or {}).get("cgroupsPath")
