@@ -350,3 +350,16 @@ def test_checkpoint_and_restore_keep_the_address(net):
     assert C.ipam_leases(network["name"]) == {address: app["id"]}
     status, output = net.exec(app["id"], ["ip", "-o", "-4", "addr", "show", "eth0"])
     assert status == 0 and address in output, output
+
+
+def test_a_namespace_deleted_behind_our_back_still_leaves_no_rule(net):
+    network = net.network("gone")
+    app = net.container("app", net.bundle("app", ["sleep", "3600"], [network["name"]]))
+    address = _address(app)
+    record = NW.read_record(net.env.layout, app["id"])
+    assert any(address in line for line in _iptables())
+    subprocess.run(["ip", "netns", "delete", os.path.basename(record["netns"])], check=True)
+    net.remove(app["id"])
+    assert not [line for line in _iptables() if address + "/" in line]
+    assert C.masquerade_chain(network["name"], app["id"]) not in "\n".join(_iptables())
+    assert C.ipam_leases(network["name"]) == {}

@@ -470,3 +470,30 @@ def host_routes():
         if network.prefixlen:
             routes.append((network, fields[0]))
     return routes
+
+
+def masquerade_chain(name, container_id):
+    """The nat chain the bridge plugin makes for a container's masquerading (as its
+    utils.FormatChainName does)."""
+    return "CNI-" + hashlib.sha512((name + container_id).encode("utf-8")).hexdigest()[:24]
+
+
+def teardown_masquerade(conflist, container_id, result):
+    """Remove the bridge plugin's masquerading rules of a container from its ADD ``result``. The
+    plugin's own DEL finds the addresses in the container's namespace, so it leaves them when the
+    namespace is gone; this does what that DEL would have. Quiet when there is nothing to remove."""
+    if not any(p.get("type") == "bridge" and p.get("ipMasq") for p in conflist.get("plugins") or []):
+        return
+    chain = masquerade_chain(conflist["name"], container_id)
+    comment = 'name: "%s" id: "%s"' % (conflist["name"], container_id)
+    for ip in (result or {}).get("ips") or []:
+        try:
+            address = ipaddress.ip_interface(str(ip.get("address"))).ip
+        except ValueError:
+            continue
+        command = "iptables" if address.version == 4 else "ip6tables"
+        _quiet([command, "-w", "-t", "nat", "-D", "POSTROUTING", "-s",
+                "%s/%d" % (address, address.max_prefixlen), "-m", "comment", "--comment", comment,
+                "-j", chain])
+        _quiet([command, "-w", "-t", "nat", "-F", chain])
+        _quiet([command, "-w", "-t", "nat", "-X", chain])

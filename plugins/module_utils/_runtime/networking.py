@@ -34,6 +34,7 @@ from .cni import (
     Plugins,
     find_conflist,
     ipam_leases,
+    teardown_masquerade,
     validate_name,
 )
 from .errors import BundleError
@@ -300,6 +301,8 @@ def detach(layout, container_id, plugin_dirs=DEFAULT_PLUGIN_DIRS):
             runner.delete(container_id, live, attachment["ifname"], attachment.get("result"),
                           [tuple(a) for a in attachment.get("args") or []],
                           attachment.get("runtimeConfig") or {})
+            if not live:
+                teardown_masquerade(attachment["conflist"], container_id, attachment.get("result"))
         except CniError as exc:
             first = first or exc
             remaining.insert(0, attachment)

@@ -208,3 +208,8 @@ def test_bridge_of_and_subnets():
     conflist_ = C.build_conflist(settings(bridge="br-x"))
     assert C.bridge_of(conflist_) == "br-x"
     assert C.bridge_of({"plugins": [{"type": "macvlan"}]}) is None
+
+
+def test_masquerade_chain_is_the_bridge_plugins():
+    # The chain the bridge plugin 1.1.1 made for network h7exp, container cX.
+    assert C.masquerade_chain("h7exp", "cX") == "CNI-f4930abd2570f04de943fa4a"
