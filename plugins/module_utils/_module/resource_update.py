@@ -59,7 +59,11 @@ class ResourceConverger(object):
         if status not in UPDATABLE_STATUSES:
             raise res.ResourceError("container %r is %s: limits can only be changed on a running "
                                     "or paused container" % (self.container_id, status))
-        files = res.CgroupFiles.of_pid(container.init.pid)
+        pid = container.init.pid
+        if pid is None:  # a running container's init has its pid recorded
+            raise res.ResourceError("container %r has no recorded pid: its records are damaged"
+                                    % self.container_id)
+        files = res.CgroupFiles.of_pid(pid)
         before = res.read_kernel(files)
         changes = self._changes(files.version, before)
         after = before

@@ -16,10 +16,15 @@ import select
 import signal
 import stat
 import time
+from typing import TYPE_CHECKING
 
 from . import layout as L
 from .errors import InvalidPidError, StateError
 from .shim import process_start_time
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
@@ -32,7 +37,7 @@ EXITED = "exited"
 ABSENT = "absent"
 
 
-def pid_alive(pid, start_time):
+def pid_alive(pid: int | None, start_time: int | None) -> bool:
     """True when ``pid`` runs and is the same process that was recorded (same start time)."""
     if not pid:
         return False
@@ -42,9 +47,9 @@ def pid_alive(pid, start_time):
     return start_time is None or current == start_time
 
 
-def descendants(pid):
+def descendants(pid: int) -> list[int]:
     """Pids of every live descendant of ``pid`` (from /proc), children before grandchildren."""
-    children = {}
+    children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -56,7 +61,8 @@ def descendants(pid):
         fields = text[text.rfind(")") + 2:].split()
         if len(fields) > 1 and fields[1].isdigit():
             children.setdefault(int(fields[1]), []).append(int(name))
-    found, queue = [], [pid]
+    found: list[int] = []
+    queue = [pid]
     while queue:
         for child in children.get(queue.pop(0), []):
             found.append(child)
@@ -64,11 +70,11 @@ def descendants(pid):
     return found
 
 
-def find_shims(layout, container_id, process_id):
+def find_shims(layout: L.Layout, container_id: str, process_id: str) -> list[int]:
     """Pids of live shims started for this state dir, container and process (from their
     command lines: ``python -I -S <state_dir>/.shim/shim-*.py <state_dir> <id> <process> <fd>``)."""
     prefix = os.path.join(layout.state_dir, L.SHIM_DIR) + os.sep
-    found = []
+    found: list[int] = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -89,39 +95,39 @@ def find_shims(layout, container_id, process_id):
 class ProcessRecord(object):
     """Read-side view of one process directory; every property reads the disk afresh."""
 
-    def __init__(self, layout, container_id, process_id):
+    def __init__(self, layout: L.Layout, container_id: str, process_id: str) -> None:
         self.container_id = container_id
         self.id = process_id
         self.dir = layout.process_dir(container_id, process_id)
 
-    def path(self, name):
+    def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
-    def exists(self):
+    def exists(self) -> bool:
         return os.path.isdir(self.dir)
 
     @property
-    def pid(self):
+    def pid(self) -> int | None:
         pid = L.read_int(self.path(L.PID_FILE))
         if pid is not None and pid <= 0:
             raise InvalidPidError(self.path(L.PID_FILE), str(pid))
         return pid
 
     @property
-    def start_time(self):
+    def start_time(self) -> int | None:
         text = L.read_text(self.path(L.START_TIME_FILE))
         try:
             return int(text.strip()) if text and text.strip() != "None" else None
         except ValueError:
             raise StateError("%s does not hold a start time: %r" % (self.path(L.START_TIME_FILE),
-                                                                    text[:40]),
+                                                                    (text or "")[:40]),
                              path=self.path(L.START_TIME_FILE))
 
     @property
-    def exit_status(self):
+    def exit_status(self) -> int | None:
         return L.read_int(self.path(L.EXIT_STATUS_FILE))
 
-    def shim(self):
+    def shim(self) -> tuple[int | None, bool]:
         """(pid, alive) of the shim, (None, False) if it never wrote its pid."""
         text = L.read_text(self.path(L.SHIM_PID_FILE))
         if not text:
@@ -134,13 +140,13 @@ class ProcessRecord(object):
             return None, False
         return pid, pid_alive(pid, start)
 
-    def alive(self):
+    def alive(self) -> bool:
         return pid_alive(self.pid, self.start_time)
 
-    def spec(self):
+    def spec(self) -> dict[str, Any]:
         return L.read_json(self.path(L.PROCESS_FILE), {})
 
-    def status(self):
+    def status(self) -> str:
         """running, exited or absent; waits briefly for a shim that is still recording the exit."""
         if not self.exists():
             return ABSENT
@@ -152,7 +158,7 @@ class ProcessRecord(object):
             self.wait_exit(2.0)
         return EXITED
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         status = self.status()
         return {
             "id": self.id,
@@ -161,10 +167,10 @@ class ProcessRecord(object):
             "exit_status": self.exit_status if status == EXITED else None,
         }
 
-    def signal(self, signal_number):
+    def signal(self, signal_number: int) -> bool:
         """Deliver a signal to the process itself, if it is still the process we started."""
         pid = self.pid
-        if not pid_alive(pid, self.start_time):
+        if pid is None or not pid_alive(pid, self.start_time):
             return False
         try:
             os.kill(pid, signal_number)
@@ -175,18 +181,18 @@ class ProcessRecord(object):
                              % (self.id, pid, self.container_id, exc.strerror))
         return True
 
-    def _wait_shim_gone(self, timeout):
+    def _wait_shim_gone(self, timeout: float) -> None:
         """After writing exitStatus the shim only closes its fifos and exits: wait for that, so
         that what is reported next (shim_pid) is already true."""
         deadline = time.monotonic() + timeout
         while self.shim()[1] and time.monotonic() < deadline:
             time.sleep(0.0005)
 
-    def kill_shim(self, group=False):
+    def kill_shim(self, group: bool = False) -> None:
         """SIGKILL the shim; with ``group``, first everything it started, CRIU's restorers
         included (they leave its process group, so a killpg would miss them)."""
         shim_pid, alive = self.shim()
-        if not alive:
+        if shim_pid is None or not alive:
             return
         victims = descendants(shim_pid) if group else []
         for pid in victims + [shim_pid]:
@@ -195,7 +201,7 @@ class ProcessRecord(object):
             except OSError:
                 pass
 
-    def wait_exit(self, timeout):
+    def wait_exit(self, timeout: float) -> bool:
         """Wait until the process has gone and its shim has recorded the exit; True if it did."""
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -220,7 +226,7 @@ class ProcessRecord(object):
             if exit_fd is not None:
                 os.close(exit_fd)
 
-    def _open_exit_fifo(self):
+    def _open_exit_fifo(self) -> int | None:
         """The ``exit`` fifo for reading: the shim holds it open until it has recorded the exit,
         so its EOF wakes a waiter at once (polling alone costs up to 50 ms per stop and exec).
         None when there is none (a record without a shim): then wait_exit only polls."""
@@ -234,7 +240,7 @@ class ProcessRecord(object):
         return fd
 
 
-def _fifo_closed(fd, timeout):
+def _fifo_closed(fd: int, timeout: float) -> bool:
     """Wait up to ``timeout`` for EOF on a fifo opened for reading; True once every writer is gone.
     Linux reports that only for a writer that closed *after* our open: if the shim closed it before,
     this sleeps the whole timeout, so callers only use it with short timeouts, between checks."""
@@ -248,7 +254,9 @@ def _fifo_closed(fd, timeout):
         return True
 
 
-def prepare_process_dir(record, spec, stdin, stdout, stderr, fresh=True):
+def prepare_process_dir(record: ProcessRecord, spec: Mapping[str, Any], stdin: str | None,
+                        stdout: str | None, stderr: str | None,
+                        fresh: bool = True) -> dict[str, str]:
     """Create the process directory with process.json and the fifos; return stdio paths. ``fresh``
     empties it first (else the caller has cleared it, keeping what it wants)."""
     if fresh:
