@@ -30,6 +30,7 @@ from . import netns as N
 from .cni import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_PLUGIN_DIRS,
+    IPAM_DATA_DIR,
     CniError,
     Plugins,
     find_conflist,
@@ -253,6 +254,8 @@ def attach(layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
     runners = [Plugins(conflist, plugin_dirs) for dummy_path, conflist in found]
     for runner in runners:
         runner.check_installed()
+    for network, runner in zip(networks, runners):
+        release_stale(runner, container_id)
     record = {"netns": path, "attachments": []}
     _write_record(layout, container_id, record)
     started = time.monotonic()
@@ -282,6 +285,39 @@ def attach(layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
             pass  # the first error is the one to report; the record stays for a later detach
         raise
     return elapsed
+
+
+def boot_time():
+    """When this host booted (seconds since the epoch, /proc/stat's btime); 0 if unknown."""
+    try:
+        with open("/proc/stat") as handle:
+            for line in handle:
+                if line.startswith("btime "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def release_stale(runner, container_id, data_dir=IPAM_DATA_DIR):
+    """Release host-local leases of ``container_id`` on this network that were taken before the
+    host booted: their namespaces are gone with the reboot, and so are the records when the state
+    dir is under /run, but /var/lib/cni keeps the leases, and host-local refuses a second address
+    to the same container. Leases taken since the boot may belong to a live attachment (of a
+    container with the same id in another state dir) and are never touched."""
+    booted = boot_time()
+    directory = os.path.join(data_dir, runner.name)
+    for address, owner in sorted(ipam_leases(runner.name, data_dir).items()):
+        path = os.path.join(directory, address)
+        try:
+            stale = owner == container_id and booted and os.stat(path).st_mtime < booted
+        except OSError:
+            continue
+        if stale:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def detach(layout, container_id, plugin_dirs=DEFAULT_PLUGIN_DIRS):

@@ -117,3 +117,22 @@ def test_hosts_and_resolv():
     assert NW.resolv_text(record(dns=["10.250.1.53"]), host) == \
         "nameserver 10.250.1.53\nsearch example.org\noptions ndots:2\n"
     assert NW.resolv_text(record(), "nameserver ::1\n").startswith("#")
+
+
+def test_release_stale_drops_only_leases_from_before_the_boot(tmp_path):
+    import os
+
+    class Runner(object):
+        name = "web"
+
+    directory = tmp_path / "web"
+    directory.mkdir()
+    booted = NW.boot_time()
+    assert booted > 0
+    for address, owner, age in (("10.250.1.2", "c1", -3600), ("10.250.1.3", "c1", 60),
+                                ("10.250.1.4", "c2", -3600)):
+        path = directory / address
+        path.write_text("%s\neth0\n" % owner)
+        os.utime(str(path), (booted + age, booted + age))
+    NW.release_stale(Runner(), "c1", str(tmp_path))
+    assert sorted(os.listdir(str(directory))) == ["10.250.1.3", "10.250.1.4"]
