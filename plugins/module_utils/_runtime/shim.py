@@ -74,12 +74,26 @@ import os
 import select
 import sys
 
-try:
-    # The C half of the signal module: ``signal`` itself imports enum (and with it functools,
-    # collections, ...), about 0.9 MiB per shim on Python 3.11.
-    import _signal as signal
-except ImportError:  # pragma: no cover - other Pythons
+# Nothing is imported for the annotations (they stay strings): only type checkers, for which
+# TYPE_CHECKING is true, read the imports below it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     import signal
+    from collections.abc import Callable, Sequence
+    from typing import IO, Any, NoReturn, Tuple, TypeVar
+
+    from _socket import socket as Socket
+
+    # (prctl, get_errno)
+    Prctl = Tuple[Callable[..., int], Callable[[], int]]
+    T = TypeVar("T")
+else:
+    try:
+        # The C half of the signal module: ``signal`` itself imports enum (and with it functools,
+        # collections, ...), about 0.9 MiB per shim on Python 3.11.
+        import _signal as signal
+    except ImportError:  # pragma: no cover - other Pythons
+        import signal
 
 PR_SET_CHILD_SUBREAPER = 36
 EXIT_UNKNOWN = None
@@ -119,7 +133,7 @@ class _JsonContext(object):
     memo = None
 
 
-def json_loads(text):
+def json_loads(text: str) -> Any:
     """``json.loads`` through the C scanner of ``_json`` (the ``json`` package imports re and enum:
     slower to start, and the shim's start is on the path of every create); ValueError if not JSON."""
     try:
@@ -129,7 +143,8 @@ def json_loads(text):
         return json.loads(text)
     text = text.strip()
     try:
-        value, end = _json.make_scanner(_JsonContext())(text, 0)
+        # typeshed wants a JSONDecoder; the C scanner reads only the attributes _JsonContext has.
+        value, end = _json.make_scanner(_JsonContext())(text, 0)  # type: ignore[arg-type]
     except StopIteration:
         raise ValueError("not JSON: %r" % text[:40])
     if end != len(text):
@@ -137,7 +152,7 @@ def json_loads(text):
     return value
 
 
-def json_string(text):
+def json_string(text: str) -> str:
     try:
         from _json import encode_basestring_ascii
     except ImportError:  # pragma: no cover
@@ -145,7 +160,7 @@ def json_string(text):
     return encode_basestring_ascii(text)
 
 
-def json_dumps(payload):
+def json_dumps(payload: dict[str, object]) -> str:
     """One flat JSON object (str keys; str, int, bool or None values) as the report line needs."""
     parts = []
     for key, value in payload.items():
@@ -159,7 +174,7 @@ def json_dumps(payload):
     return "{" + ", ".join(parts) + "}"
 
 
-def _write_file(path, text, durable=True):
+def _write_file(path: str, text: str | bytes, durable: bool = True) -> None:
     """Atomic small-file write (temp + rename), mode 0600. ``durable=False`` skips the fsync, for
     records of live processes (shim.pid, starttime) that no crash can leave meaningful: it is on
     the path of every create."""
@@ -176,7 +191,7 @@ def _write_file(path, text, durable=True):
     os.rename(tmp, path)
 
 
-def _read_file(path):
+def _read_file(path: str) -> str | None:
     try:
         with open(path) as handle:
             return handle.read()
@@ -184,7 +199,7 @@ def _read_file(path):
         return None
 
 
-def process_start_time(pid):
+def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (clock ticks since boot); None when the pid is gone or a zombie."""
     text = _read_file("/proc/%d/stat" % pid)
     if not text:
@@ -199,7 +214,7 @@ def process_start_time(pid):
         return None
 
 
-def _prctl_function():
+def _prctl_function() -> Prctl:
     """libc's prctl through the C half of ctypes: the ``ctypes`` package costs about 5 ms of start-up
     (on the path of every create) for what these few lines do. Falls back to ``ctypes``."""
     try:
@@ -211,28 +226,29 @@ def _prctl_function():
         class Prctl(_ctypes.CFuncPtr):  # what ctypes.CDLL(None, use_errno=True).prctl is
             _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
             _restype_ = CInt
-        return Prctl(_ctypes.dlsym(_ctypes.dlopen(None), "prctl")), _ctypes.get_errno
+        # dlopen(None) is dlopen(NULL), the program itself (typeshed wants a path).
+        return Prctl(_ctypes.dlsym(_ctypes.dlopen(None), "prctl")), _ctypes.get_errno  # type: ignore[arg-type]
     except (ImportError, AttributeError, OSError, TypeError):
         import ctypes
         return ctypes.CDLL(None, use_errno=True).prctl, ctypes.get_errno
 
 
-_PRCTL = []  # (prctl, get_errno), made once: the shim host makes it before it forks monitors
+_PRCTL: list[Prctl] = []  # made once: the shim host makes it before it forks monitors
 
 
-def _prctl():
+def _prctl() -> Prctl:
     if not _PRCTL:
         _PRCTL.append(_prctl_function())
     return _PRCTL[0]
 
 
-def _become_subreaper():
+def _become_subreaper() -> None:
     prctl, get_errno = _prctl()
     if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _spawn(argv, stdio, cwd):
+def _spawn(argv: list[str], stdio: Sequence[int], cwd: str) -> int:
     """fork + exec without subprocess (keeps the shim's memory small); returns the child pid."""
     pid = os.fork()
     if pid == 0:
@@ -251,7 +267,7 @@ def _spawn(argv, stdio, cwd):
     return pid
 
 
-def _monitor_code(script):
+def _monitor_code(script: str) -> bytes | None:
     """This script's marshalled code, from ``<script>.<cache tag>.code`` (written the first time);
     None when it cannot be had (then the shim monitors without re-executing)."""
     path = "%s.%s.code" % (script, sys.implementation.cache_tag)
@@ -270,7 +286,7 @@ def _monitor_code(script):
         return None
 
 
-def _exit_code(status):
+def _exit_code(status: int) -> int | None:
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     if os.WIFSIGNALED(status):
@@ -278,9 +294,9 @@ def _exit_code(status):
     return EXIT_UNKNOWN
 
 
-def _runtime_error(log_file, stderr_file):
+def _runtime_error(log_file: str, stderr_file: str) -> str:
     """The runtime's error messages from its JSON log (fallback: the tail of stderr)."""
-    messages = []
+    messages: list[str] = []
     for line in (_read_file(log_file) or "").splitlines():
         for chunk in line.replace("}{", "}\n{").splitlines():
             try:
@@ -300,12 +316,12 @@ def _runtime_error(log_file, stderr_file):
 class Pump(object):
     """Copies one source fd to one destination fd as data comes, without ever blocking the shim."""
 
-    def __init__(self, src, dst):
+    def __init__(self, src: int, dst: int) -> None:
         self.src = src
         self.dst = dst
         self.pending = b""
 
-    def fill(self):
+    def fill(self) -> bool:
         """Read what is there; False at EOF."""
         try:
             data = os.read(self.src, 65536)
@@ -316,7 +332,7 @@ class Pump(object):
         self.pending += data
         return True
 
-    def flush(self):
+    def flush(self) -> bool:
         """Write what is pending; False when the destination is gone."""
         while self.pending:
             try:
@@ -329,7 +345,7 @@ class Pump(object):
             self.pending = self.pending[written:]
         return True
 
-    def close(self):
+    def close(self) -> None:
         for fd in (self.src, self.dst):
             try:
                 os.close(fd)
@@ -340,20 +356,21 @@ class Pump(object):
 class Shim(object):
     """One container process: its stdio pipes, its runtime verb, its exit."""
 
-    def __init__(self, state_dir, container_id, process_id, report_fd):
+    def __init__(self, state_dir: str, container_id: str, process_id: str,
+                 report_fd: int | None) -> None:
         self.state_dir = state_dir
         self.container_id = container_id
         self.process_id = process_id
         self.process_dir = os.path.join(state_dir, container_id, process_id)
         self.report_fd = report_fd
-        self.launch = None   # launch.json, read by start()
-        self.control_fd = None
-        self.container_pid = None
-        self.outputs = []    # Pumps: container stdout/stderr pipe -> log file
-        self.stdin = None    # Pump: stdin file -> container stdin pipe (None once done)
-        self.wake_fd = None  # read end of the SIGCHLD wake-up pipe
+        self.launch: dict[str, Any] = {}  # launch.json, read by start()
+        self.control_fd: int | None = None
+        self.container_pid: int | None = None
+        self.outputs: list[Pump] = []  # container stdout/stderr pipe -> log file
+        self.stdin: Pump | None = None  # stdin file -> container stdin pipe (None once done)
+        self.wake_fd: int | None = None  # read end of the SIGCHLD wake-up pipe
 
-    def report(self, payload):
+    def report(self, payload: dict[str, object]) -> None:
         if self.report_fd is None:
             return
         try:
@@ -363,7 +380,7 @@ class Shim(object):
         os.close(self.report_fd)
         self.report_fd = None
 
-    def _stdio_pipes(self):
+    def _stdio_pipes(self) -> list[int]:
         """The container's stdio are pipes the shim owns (CRIU can checkpoint and restore pipes,
         not host files); the shim copies them to and from the paths in launch.json."""
         launch = self.launch
@@ -384,9 +401,10 @@ class Shim(object):
             child.append(out_w)
         return child
 
-    def start(self):
+    def start(self) -> int | None:
         """Run the runtime verb; return the container pid or None (after reporting the error)."""
-        launch = self.launch = json_loads(_read_file(os.path.join(self.process_dir, LAUNCH_FILE)))
+        launch = self.launch = json_loads(_read_file(os.path.join(self.process_dir, LAUNCH_FILE))
+                                          or "")
         self._watch_children()
         child_stdio = self._stdio_pipes()
         runtime_pid = _spawn(launch["argv"], child_stdio, self.process_dir)
@@ -410,7 +428,7 @@ class Shim(object):
         self.container_pid = pid
         return pid
 
-    def _wait_for(self, pid):
+    def _wait_for(self, pid: int) -> int | None:
         """waitpid for the runtime verb, copying output meanwhile so that it can never block."""
         while True:
             try:
@@ -423,7 +441,7 @@ class Shim(object):
                 return _exit_code(status)
             self._wait_wake(1.0)
 
-    def reap(self):
+    def reap(self) -> int | str | None:
         """Reap every exited child; the container's exit code once it is among them."""
         while True:
             try:
@@ -433,7 +451,7 @@ class Shim(object):
                     continue
                 if exc.errno == errno.ECHILD:
                     # Not our child (no subreaper): fall back to noticing that it is gone.
-                    if process_start_time(self.container_pid) is None:
+                    if self.container_pid is None or process_start_time(self.container_pid) is None:
                         return "gone"
                 return None
             if pid == 0:
@@ -441,11 +459,11 @@ class Shim(object):
             if pid == self.container_pid:
                 return _exit_code(status)
 
-    def pump(self, timeout, extra=()):
+    def pump(self, timeout: float, extra: Sequence[int] = ()) -> list[int]:
         """Wait up to ``timeout`` for output, input room or one of ``extra``; copy what is there.
         Returns the ready fds among ``extra``."""
         readers = [p.src for p in self.outputs] + list(extra)
-        writers = []
+        writers: list[int] = []
         if self.stdin is not None:
             if self.stdin.pending:
                 writers.append(self.stdin.dst)
@@ -468,19 +486,19 @@ class Shim(object):
                 self.close_stdin()
         return [fd for fd in extra if fd in ready_r]
 
-    def close_stdin(self):
+    def close_stdin(self) -> None:
         if self.stdin is not None:
             self.stdin.close()
             self.stdin = None
 
-    def drain(self):
+    def drain(self) -> None:
         """Copy what the pipes still hold, without waiting for writers that may never close."""
         for out in self.outputs:
             while out.fill() and out.pending:
                 out.flush()
             out.flush()
 
-    def control(self, fd):
+    def control(self, fd: int) -> None:
         try:
             data = os.read(fd, 4096)
         except OSError:
@@ -490,7 +508,7 @@ class Shim(object):
             if words and words[0] == "0":
                 self.close_stdin()
 
-    def _watch_children(self):
+    def _watch_children(self) -> None:
         """SIGCHLD wakes the select loop through a pipe (set up before any child is started)."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -499,9 +517,10 @@ class Shim(object):
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         self.wake_fd = wake_r
 
-    def _wait_wake(self, timeout, extra=()):
+    def _wait_wake(self, timeout: float, extra: Sequence[int] = ()) -> list[int]:
         """Copy stdio until a child exits (or ``timeout``); the ready fds among ``extra``."""
-        ready = self.pump(timeout, (self.wake_fd,) + tuple(extra))
+        wake = () if self.wake_fd is None else (self.wake_fd,)
+        ready = self.pump(timeout, wake + tuple(extra))
         if self.wake_fd in ready:
             try:
                 os.read(self.wake_fd, 4096)
@@ -509,13 +528,15 @@ class Shim(object):
                 pass
         return ready
 
-    def exec_monitor(self, exit_fd):
+    def exec_monitor(self, exit_fd: int) -> None:
         """Replace this interpreter, which imported what the start needed, by a fresh one running only
         the monitor (same pid and session; the subreaper flag and ignored signals survive execve).
         Everything it needs goes through one memfd (see MONITOR_LOADER), so that its command line
         stays ``... <script> <state_dir> <id> <process> <fd>``: the module and the tests read
         shims' command lines. Returns only when no exec happened (nothing has changed then): the
         caller monitors from here."""
+        if self.container_pid is None:
+            return  # nothing was started
         try:
             if os.waitid(os.P_PID, self.container_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
                 return  # it has exited already (a short exec): finish here, sooner than a new interpreter
@@ -547,12 +568,15 @@ class Shim(object):
             if handover is not None:
                 os.close(handover)
 
-    def _handover_state(self, exit_fd):
+    def _handover_state(self, exit_fd: int) -> tuple[bytes, list[int], list[bytes]]:
         """What the monitor needs, as (line, fds, pending): the line ``<container pid> <exit fd>
         <control fd> [o=src,dst,n ...] [i=src,dst,n]``, every fd in it, and each pump's bytes not
         copied yet."""
-        words = ["%d %d %d" % (self.container_pid, exit_fd, self.control_fd)]
-        fds = [exit_fd, self.control_fd]
+        pid, control_fd = self.container_pid, self.control_fd
+        if pid is None or control_fd is None:  # start() and open_control() set them first
+            raise OSError(errno.ESRCH, "no started process to hand over")
+        words = ["%d %d %d" % (pid, exit_fd, control_fd)]
+        fds = [exit_fd, control_fd]
         pending = []
         for kind, pumps in (("o", self.outputs), ("i", [self.stdin] if self.stdin is not None else [])):
             for pump in pumps:
@@ -561,7 +585,7 @@ class Shim(object):
                 pending.append(pump.pending)
         return (" ".join(words) + "\n").encode("ascii"), fds, pending
 
-    def hand_over(self, sock, exit_fd):
+    def hand_over(self, sock: Socket, exit_fd: int) -> None:
         """Pass the monitoring to the parent (a monitor forked by the shim host, see
         run_split_shim): the handover line with its fds (SCM_RIGHTS), then the pending bytes."""
         import _socket
@@ -574,14 +598,15 @@ class Shim(object):
         sock.close()
 
     @classmethod
-    def from_handover(cls, state_dir, container_id, process_id, handover, received=None):
+    def from_handover(cls, state_dir: str, container_id: str, process_id: str, handover: IO[bytes],
+                      received: list[int] | None = None) -> tuple[Shim, int]:
         """The Shim that exec_monitor (or hand_over) handed over, from the rest of the memfd (after
         the code): the line of _handover_state then each pump's bytes not copied yet. ``received``:
         the fds as they arrived by SCM_RIGHTS, in the line's order, standing for its numbers.
         Returns (shim, exit_fd)."""
         arrived = None if received is None else iter(received)
 
-        def fd(word):
+        def fd(word: str | int) -> int:
             return int(word) if arrived is None else next(arrived)
         shim = cls(state_dir, container_id, process_id, None)
         words = handover.readline().decode("ascii").split()
@@ -604,27 +629,29 @@ class Shim(object):
         os.set_inheritable(shim.control_fd, False)
         return shim, exit_fd
 
-    def open_control(self):
+    def open_control(self) -> None:
         """Open the control fifo before reporting: the records may be wiped once the module has
         its answer, and the shim must go on regardless."""
         self.control_fd = os.open(os.path.join(self.process_dir, CONTROL_FILE), os.O_RDWR | os.O_NONBLOCK)
 
-    def monitor(self):
+    def monitor(self) -> None:
         control_fd = self.control_fd
+        watched = () if control_fd is None else (control_fd,)
         while True:
             code = self.reap()
             if code is not None:
                 break
-            ready = self._wait_wake(1.0, (control_fd,))
-            if control_fd in ready:
+            ready = self._wait_wake(1.0, watched)
+            if control_fd is not None and control_fd in ready:
                 self.control(control_fd)
         self.drain()
-        if code != "gone" and code is not None:
+        if isinstance(code, int):  # not "gone"
             _write_file(os.path.join(self.process_dir, EXIT_STATUS_FILE), "%d\n" % code)
-        os.close(control_fd)
+        if control_fd is not None:
+            os.close(control_fd)
 
 
-def monitor_main(state_dir, container_id, process_id, handover):
+def monitor_main(state_dir: str, container_id: str, process_id: str, handover: IO[bytes]) -> int:
     """The long-running half, in the interpreter that exec_monitor started."""
     _ignore_job_signals()
     shim, exit_fd = Shim.from_handover(state_dir, container_id, process_id, handover)
@@ -646,12 +673,12 @@ HOST_ACK = b"forked\n"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-def host_socket_path(script):
+def host_socket_path(script: str) -> str:
     """The socket of the host for ``script`` and this Python."""
     return "%s.%s.sock" % (script, sys.implementation.cache_tag)
 
 
-def socket_address(path, dir_fd):
+def socket_address(path: str, dir_fd: int) -> str:
     """A name for ``path`` that fits sun_path (108 bytes): the path itself when short enough, else
     through ``dir_fd``, an open fd of its directory (``/proc/self/fd/N/<name>``)."""
     if len(path.encode("utf-8")) < 100:
@@ -659,7 +686,7 @@ def socket_address(path, dir_fd):
     return "/proc/self/fd/%d/%s" % (dir_fd, os.path.basename(path))
 
 
-def at_socket(path, action):
+def at_socket(path: str, action: Callable[[str], T]) -> T:
     """``action(address)`` for the unix socket at ``path`` (connect, bind, stat, unlink), with an fd
     of its directory open for as long as a long path needs it (see socket_address)."""
     dir_fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -669,12 +696,12 @@ def at_socket(path, action):
         os.close(dir_fd)
 
 
-def _valid_id(value):
+def _valid_id(value: str) -> bool:
     """layout.is_valid_id, without ``re`` (the host's imports are every monitor's)."""
     return 0 < len(value) <= _MAX_ID_LENGTH and value[0] not in "._-" and set(value) <= _ID_CHARS
 
 
-def _show_as_shim(script, args):
+def _show_as_shim(script: str, args: list[str]) -> bool:
     """Rewrite this process's command line (the memory /proc/<pid>/cmdline reads) so that the words
     after ``script`` are ``args``: a monitor forked by the host is then found like any shim (by
     find_shims, ps, the tests). False when it cannot (no room, or /proc/self/mem not writable)."""
@@ -710,19 +737,20 @@ def _show_as_shim(script, args):
 class ShimHost(object):
     """The host's loop: accept a request, fork a monitor for it, reap monitors, exit when idle."""
 
-    def __init__(self, state_dir, script, listener, idle_exit=HOST_IDLE_EXIT):
+    def __init__(self, state_dir: str, script: str, listener: Socket,
+                 idle_exit: float = HOST_IDLE_EXIT) -> None:
         self.idle_exit = idle_exit
         self.state_dir = state_dir
         self.script = script
         self.listener = listener
-        self.children = set()
+        self.children: set[int] = set()
         self.wake_r, self.wake_w = os.pipe()
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
-    def reap(self):
+    def reap(self) -> None:
         while self.children:
             try:
                 pid, dummy = os.waitpid(-1, os.WNOHANG)
@@ -735,7 +763,7 @@ class ShimHost(object):
                 return
             self.children.discard(pid)
 
-    def serve(self):
+    def serve(self) -> None:
         idle_since = _monotonic()
         listen_fd = self.listener.fileno()
         while True:
@@ -756,9 +784,10 @@ class ShimHost(object):
             elif _monotonic() - idle_since > self.idle_exit:
                 return  # a client that connects now reads EOF, not "forked": it starts its own shim
 
-    def accept(self):
+    def accept(self) -> None:
         try:
-            fd = self.listener._accept()[0]
+            # _socket.socket's accept (socket.socket wraps it; typeshed lists only the wrapper).
+            fd = self.listener._accept()[0]  # type: ignore[attr-defined]
         except OSError:
             return
         try:
@@ -773,7 +802,7 @@ class ShimHost(object):
         finally:
             os.close(fd)
 
-    def _read_request(self, fd):
+    def _read_request(self, fd: int) -> tuple[str, str] | None:
         """(container id, process id) of a well-formed request from our own uid, else None."""
         import _socket
         conn = _socket.socket(fileno=os.dup(fd))
@@ -799,7 +828,7 @@ class ShimHost(object):
             return None
         return words[0], words[1]
 
-    def _monitor(self, fd, request):
+    def _monitor(self, fd: int, request: tuple[str, str]) -> NoReturn:
         """In the forked child: become the shim for ``request``; never returns."""
         code = 1
         try:
@@ -819,12 +848,12 @@ class ShimHost(object):
             os._exit(code)
 
 
-def _monotonic():
+def _monotonic() -> float:
     import time
     return time.monotonic()
 
 
-def host_main(state_dir, report_fd):
+def host_main(state_dir: str, report_fd: int) -> int:
     """Start the shim host for ``state_dir``: report ``{"ok": true}`` once it listens (or
     ``{"ok": false, "busy": true}`` when another host answers on the socket already), then serve.
     It holds no fd under the state dir (only its listening socket), and its cwd is /."""
@@ -867,7 +896,7 @@ def host_main(state_dir, report_fd):
     return 0
 
 
-def _bind_private(listener, address):
+def _bind_private(listener: Socket, address: str) -> int:
     """Bind ``listener`` to ``address`` as a 0600 socket file; its inode."""
     try:
         os.unlink(address)  # left by a host that died (a live one answered _host_answers)
@@ -881,7 +910,7 @@ def _bind_private(listener, address):
     return os.stat(address).st_ino
 
 
-def _host_answers(sock_path):
+def _host_answers(sock_path: str) -> bool:
     """True when a host already listens on ``sock_path`` (two modules may start one at once)."""
     import _socket
     probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -895,9 +924,9 @@ def _host_answers(sock_path):
         probe.close()
 
 
-def _unlink_if_bound(sock_path, inode):
+def _unlink_if_bound(sock_path: str, inode: int) -> None:
     """Remove our socket file, unless a newer host has replaced it meanwhile."""
-    def unlink_ours(address):
+    def unlink_ours(address: str) -> None:
         if os.stat(address).st_ino == inode:
             os.unlink(address)
     try:
@@ -906,7 +935,7 @@ def _unlink_if_bound(sock_path, inode):
         pass
 
 
-def run_split_shim(state_dir, container_id, process_id, report_fd):
+def run_split_shim(state_dir: str, container_id: str, process_id: str, report_fd: int) -> int:
     """A monitor forked by the host: it becomes the subreaper, then forks a child that does the
     start (steps 2-3: launch.json, pipes, the runtime verb, the report) and hands it the monitoring
     back. The start's allocations and imports die with that child, so the monitor keeps sharing
@@ -927,7 +956,7 @@ def run_split_shim(state_dir, container_id, process_id, report_fd):
     os.close(report_fd)
     room = _socket.CMSG_SPACE(4 * 16)
     data, ancillary, dummy, dummy = mine.recvmsg(4096, room, _socket.MSG_CMSG_CLOEXEC)
-    received = []
+    received: list[int] = []
     for level, kind, payload in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             received += [int.from_bytes(payload[i:i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4)]
@@ -947,7 +976,8 @@ def run_split_shim(state_dir, container_id, process_id, report_fd):
     return 0
 
 
-def run_shim(state_dir, container_id, process_id, report_fd, handover=None):
+def run_shim(state_dir: str, container_id: str, process_id: str, report_fd: int,
+             handover: Socket | None = None) -> int:
     """Steps 2-4 for one process, in a process that is already in its own session; the exit code.
     With ``handover`` (a socket to the parent, see run_split_shim) it stops after the report and
     hands the monitoring over; the parent is the subreaper and the pid recorded in shim.pid."""
@@ -985,12 +1015,12 @@ def run_shim(state_dir, container_id, process_id, report_fd, handover=None):
         return 1
 
 
-def _ignore_job_signals():
+def _ignore_job_signals() -> None:
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     handover = globals().get("_SHIM_HANDOVER")  # set by MONITOR_LOADER: this is the monitor
     if handover is not None and len(args) == 4:
