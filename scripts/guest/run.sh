@@ -13,7 +13,7 @@
 #
 # Environment: ANSIBLE_COLLECTIONS_PATH (where oci.runtime is: scripts/run-tests.sh sets it to its
 # collection copy), GUEST_MEM (MiB, 1536), GUEST_CPUS (1), GUEST_BOOT_TIMEOUT (s, 300),
-# GUEST_ACCEL (tcg), GUEST_CACHE (see build-image.sh), GUEST_KEEP_LOGS=1 keeps the run directory.
+# GUEST_ACCEL (tcg), GUEST_CACHE (see build-image.sh), GUEST_KEEP_LOGS=1 keeps the run directory (console.log, ansible.log with a time stamp per line).
 # Exit status: the playbook's; non-zero also when no image can be built or the guest does not boot.
 set -euo pipefail
 
@@ -112,7 +112,7 @@ T2=$SECONDS
 rc=0
 # Pipelining: one ssh round trip per module instead of three (every one costs more under emulation).
 ANSIBLE_PIPELINING=1 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
-    ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_SSH_CONTROL_PATH_DIR="$RUN/cp" \
+    ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_SSH_CONTROL_PATH_DIR="$RUN/cp" ANSIBLE_LOG_PATH="$RUN/ansible.log" \
     ansible-playbook -i "$RUN/inventory.ini" "$ROOT/tests/guest/site.yml" "$@" || rc=$?
 T_PLAY=$((SECONDS - T2))
 
