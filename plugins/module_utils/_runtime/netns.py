@@ -27,24 +27,24 @@ class NetnsError(RuntimeCoreError):
     """A network namespace could not be made or removed."""
 
 
-def path_of(name):
+def path_of(name: str) -> str:
     return os.path.join(NETNS_DIR, check_name(name))
 
 
-def check_name(name):
+def check_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise NetnsError("%r is not a valid network namespace name" % (name,))
     return name
 
 
-def name_of(path):
+def name_of(path: object) -> str:
     """The name of a namespace path under NETNS_DIR; NetnsError for any other path."""
     if not isinstance(path, str) or os.path.dirname(path) != NETNS_DIR:
         raise NetnsError("network namespace path %r is not under %s" % (path, NETNS_DIR))
     return check_name(os.path.basename(path))
 
 
-def _ip(*args):
+def _ip(*args: str) -> None:
     argv = [IP_COMMAND] + list(args)
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
@@ -58,7 +58,7 @@ def _ip(*args):
                          stderr=proc.stderr.decode("utf-8", "replace"))
 
 
-def is_mounted(path):
+def is_mounted(path: str) -> bool:
     """Whether ``path`` is a mount point (a live named namespace), from /proc/self/mountinfo."""
     try:
         with open("/proc/self/mountinfo", "rb") as handle:
@@ -71,11 +71,11 @@ def is_mounted(path):
                for fields in (line.split(" ") for line in text.splitlines()))
 
 
-def exists(name):
+def exists(name: str) -> bool:
     return os.path.lexists(path_of(name))
 
 
-def create(name):
+def create(name: str) -> str:
     """A new named network namespace with its loopback up; its path. A namespace left under the
     same name is deleted first."""
     path = path_of(name)
@@ -90,7 +90,7 @@ def create(name):
     return path
 
 
-def remove(name):
+def remove(name: str) -> None:
     """Delete the named namespace (unmount and unlink); nothing when it is not there."""
     path = path_of(name)
     if not os.path.lexists(path):
