@@ -22,8 +22,13 @@ import re
 import shlex
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
 CNI_VERSION = "1.0.0"
 DEFAULT_CONFIG_DIR = "/etc/cni/net.d"
@@ -44,14 +49,14 @@ class CniError(RuntimeCoreError):
     """A network configuration that cannot be used, or a plugin that failed."""
 
 
-def validate_name(name):
+def validate_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME:
         raise CniError("network name %r is not valid: use up to %d letters, digits, '_', '.' and "
                        "'-', starting with a letter or digit" % (name, MAX_NAME))
     return name
 
 
-def default_bridge(name):
+def default_bridge(name: str) -> str:
     """The bridge interface of network ``name``: ``oci-<name>`` when that fits the kernel's 15
     characters, else ``oci-`` and 11 hex digits of the name's SHA-256."""
     candidate = "oci-" + name
@@ -60,18 +65,18 @@ def default_bridge(name):
     return "oci-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:11]
 
 
-def host_has_ipv6():
+def host_has_ipv6() -> bool:
     return os.path.exists("/proc/net/if_inet6")
 
 
-def _check_ifname(value, what):
+def _check_ifname(value: object, what: str) -> str:
     if not isinstance(value, str) or not _IFNAME_RE.match(value):
         raise CniError("%s %r is not a valid interface name (1-%d letters, digits, '_', '.', '-')"
                        % (what, value, MAX_IFNAME))
     return value
 
 
-def network_settings(params):
+def network_settings(params: Mapping[str, Any]) -> dict[str, Any]:
     """The checked settings of a network task: name, subnet, gateway, bridge, ip_masquerade,
     internal, dns, plugins. Raises CniError naming what is wrong."""
     name = validate_name(params.get("name"))
@@ -100,7 +105,7 @@ def network_settings(params):
         gateway = subnet.network_address + 1
     bridge = params.get("bridge") or default_bridge(name)
     _check_ifname(bridge, "bridge")
-    dns = []
+    dns: list[str] = []
     for server in params.get("dns") or []:
         try:
             dns.append(str(ipaddress.ip_address(str(server))))
@@ -123,19 +128,19 @@ def network_settings(params):
     }
 
 
-def build_conflist(settings):
+def build_conflist(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration list of the default chain for ``settings`` (from network_settings):
     bridge (host-local IPAM), portmap, firewall (containers reach only their own bridge), then the
     task's extra ``plugins``. ``internal`` leaves out the default route and masquerading."""
     internal = settings["internal"]
-    ipam = {
+    ipam: dict[str, Any] = {
         "type": "host-local",
         "ranges": [[{"subnet": settings["subnet"], "gateway": settings["gateway"]}]],
     }
     if not internal:
         default = "0.0.0.0/0" if ipaddress.ip_network(settings["subnet"]).version == 4 else "::/0"
         ipam["routes"] = [{"dst": default}]
-    bridge = {
+    bridge: dict[str, Any] = {
         "type": "bridge",
         "bridge": settings["bridge"],
         "isGateway": True,
@@ -145,7 +150,7 @@ def build_conflist(settings):
     }
     if settings["dns"]:
         bridge["dns"] = {"nameservers": list(settings["dns"])}
-    plugins = [
+    plugins: list[dict[str, Any]] = [
         bridge,
         {"type": "portmap", "capabilities": {"portMappings": True}},
         {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"},
@@ -154,15 +159,15 @@ def build_conflist(settings):
     return {"cniVersion": CNI_VERSION, "name": settings["name"], "plugins": plugins}
 
 
-def conflist_bytes(conflist):
+def conflist_bytes(conflist: Mapping[str, Any]) -> bytes:
     return (json.dumps(conflist, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def conflist_path(config_dir, name):
+def conflist_path(config_dir: str, name: str) -> str:
     return os.path.join(config_dir, validate_name(name) + CONFLIST_SUFFIX)
 
 
-def read_conflist(path):
+def read_conflist(path: str) -> dict[str, Any] | None:
     """The parsed list at ``path``; None when there is no such file; CniError when it is not one."""
     try:
         with open(path, "rb") as handle:
@@ -181,7 +186,7 @@ def read_conflist(path):
     return conflist
 
 
-def conflist_problem(conflist):
+def conflist_problem(conflist: object) -> str:
     if not isinstance(conflist, dict):
         return "it is not a JSON object"
     if not isinstance(conflist.get("name"), str) or not conflist["name"]:
@@ -196,7 +201,7 @@ def conflist_problem(conflist):
     return ""
 
 
-def find_conflist(config_dir, name):
+def find_conflist(config_dir: str, name: str) -> tuple[str, dict[str, Any]]:
     """(path, conflist) of network ``name`` in ``config_dir``: ``<name>.conflist`` first, then any
     ``.conflist`` file there whose name matches (as libcni looks them up). CniError if none."""
     validate_name(name)
@@ -221,10 +226,10 @@ def find_conflist(config_dir, name):
                    "it with oci.runtime.network)" % (name, name, config_dir), network=name)
 
 
-def ipam_leases(name, data_dir=IPAM_DATA_DIR):
+def ipam_leases(name: str, data_dir: str = IPAM_DATA_DIR) -> dict[str, str]:
     """{address: container id} of host-local's leases for network ``name``."""
     directory = os.path.join(data_dir, validate_name(name))
-    leases = {}
+    leases: dict[str, str] = {}
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -246,7 +251,7 @@ def ipam_leases(name, data_dir=IPAM_DATA_DIR):
 
 # --- running plugins --------------------------------------------------------------------------------
 
-def _version_tuple(text):
+def _version_tuple(text: object) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in str(text).split("."))
     except ValueError:
@@ -261,14 +266,15 @@ class Plugins(object):
     ``runtime_config`` maps a capability (portMappings...) to its value, given as
     ``runtimeConfig`` to the plugins that declare that capability."""
 
-    def __init__(self, conflist, plugin_dirs=DEFAULT_PLUGIN_DIRS, timeout=PLUGIN_TIMEOUT):
+    def __init__(self, conflist: Mapping[str, Any], plugin_dirs: Iterable[str] = DEFAULT_PLUGIN_DIRS,
+                 timeout: float = PLUGIN_TIMEOUT) -> None:
         self.conflist = conflist
         self.name = conflist["name"]
         self.version = conflist.get("cniVersion") or CNI_VERSION
         self.plugin_dirs = [d for d in plugin_dirs if d]
         self.timeout = timeout
 
-    def find(self, plugin_type):
+    def find(self, plugin_type: str) -> str:
         for directory in self.plugin_dirs:
             path = os.path.join(directory, plugin_type)
             if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -277,11 +283,12 @@ class Plugins(object):
                        "Debian's containernetworking-plugins, or set the plugin directories)"
                        % (plugin_type, self.name, ", ".join(self.plugin_dirs)), network=self.name)
 
-    def check_installed(self):
+    def check_installed(self) -> None:
         for plugin in self.conflist["plugins"]:
             self.find(plugin["type"])
 
-    def _config(self, plugin, runtime_config, prev_result):
+    def _config(self, plugin: dict[str, Any], runtime_config: Mapping[str, Any] | None,
+                prev_result: dict[str, Any] | None) -> dict[str, Any]:
         config = copy.deepcopy(plugin)
         config["name"] = self.name
         config["cniVersion"] = self.version
@@ -297,7 +304,8 @@ class Plugins(object):
             config.pop("prevResult", None)
         return config
 
-    def _env(self, command, container_id, netns, ifname, args):
+    def _env(self, command: str, container_id: str, netns: str | None, ifname: str,
+             args: Sequence[tuple[str, str]]) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH") or "/usr/sbin:/usr/bin:/sbin:/bin",
             "CNI_COMMAND": command,
@@ -311,7 +319,8 @@ class Plugins(object):
                                        [("IgnoreUnknown", "1")] + list(args))
         return env
 
-    def run(self, plugin, command, env, config):
+    def run(self, plugin: Mapping[str, Any], command: str, env: Mapping[str, str],
+            config: Mapping[str, Any]) -> dict[str, Any] | None:
         """Run one plugin; its parsed stdout (None when empty). CniError on failure."""
         path = self.find(plugin["type"])
         try:
@@ -344,7 +353,9 @@ class Plugins(object):
                            network=self.name)
         return parsed
 
-    def add(self, container_id, netns, ifname, args=(), runtime_config=None):
+    def add(self, container_id: str, netns: str | None, ifname: str,
+            args: Sequence[tuple[str, str]] = (),
+            runtime_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """ADD every plugin in order, each given the previous one's result; the final result."""
         env = self._env("ADD", container_id, netns, ifname, args)
         result = None
@@ -354,7 +365,9 @@ class Plugins(object):
                 result = output
         return result or {}
 
-    def check(self, container_id, netns, ifname, result, args=(), runtime_config=None):
+    def check(self, container_id: str, netns: str | None, ifname: str,
+              result: dict[str, Any] | None, args: Sequence[tuple[str, str]] = (),
+              runtime_config: Mapping[str, Any] | None = None) -> None:
         """CHECK every plugin in order against the ADD's ``result`` (CNI 0.4.0 and later)."""
         if _version_tuple(self.version) < (0, 4, 0) or self.conflist.get("disableCheck"):
             return
@@ -362,7 +375,9 @@ class Plugins(object):
         for plugin in self.conflist["plugins"]:
             self.run(plugin, "CHECK", env, self._config(plugin, runtime_config, result))
 
-    def delete(self, container_id, netns, ifname, result=None, args=(), runtime_config=None):
+    def delete(self, container_id: str, netns: str | None, ifname: str,
+               result: dict[str, Any] | None = None, args: Sequence[tuple[str, str]] = (),
+               runtime_config: Mapping[str, Any] | None = None) -> None:
         """DEL every plugin in reverse order, each given the ADD's result. Every plugin is run
         even when one fails (each frees what it can); the first error is raised at the end."""
         env = self._env("DEL", container_id, netns, ifname, args)
@@ -376,7 +391,7 @@ class Plugins(object):
             raise first
 
 
-def _error_text(parsed, output, stderr):
+def _error_text(parsed: object, output: str, stderr: bytes) -> str:
     if isinstance(parsed, dict) and parsed.get("msg"):
         text = str(parsed["msg"])
         if parsed.get("details"):
@@ -390,7 +405,7 @@ def _error_text(parsed, output, stderr):
 
 # --- what a network leaves on the host --------------------------------------------------------------
 
-def bridge_of(conflist):
+def bridge_of(conflist: Mapping[str, Any] | None) -> str | None:
     """The bridge interface a configuration list's bridge plugin uses, or None."""
     for plugin in (conflist or {}).get("plugins") or []:
         if plugin.get("type") == "bridge":
@@ -398,7 +413,7 @@ def bridge_of(conflist):
     return None
 
 
-def _quiet(argv):
+def _quiet(argv: list[str]) -> subprocess.CompletedProcess[bytes] | None:
     try:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
                               close_fds=True, check=False)
@@ -406,10 +421,10 @@ def _quiet(argv):
         return None
 
 
-def isolation_rules(bridge, command="iptables"):
+def isolation_rules(bridge: str, command: str = "iptables") -> list[list[str]]:
     """The firewall plugin's rules for ``bridge`` in its same-bridge isolation chains, as argv
     tails (``-A chain ...``)."""
-    rules = []
+    rules: list[list[str]] = []
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
         proc = _quiet([command, "-w", "-t", "filter", "-S", chain])
         if proc is None or proc.returncode != 0:
@@ -424,12 +439,12 @@ def isolation_rules(bridge, command="iptables"):
     return rules
 
 
-def forget_network(conflist, data_dir=IPAM_DATA_DIR):
+def forget_network(conflist: Mapping[str, Any], data_dir: str = IPAM_DATA_DIR) -> None:
     """Remove what the plugins keep for a network after its last container left: the bridge
     interface, the firewall plugin's isolation rules for it, host-local's lease directory.
     The plugins' shared chains (CNI-FORWARD, CNI-HOSTPORT-*...) serve every network and stay."""
     bridge = bridge_of(conflist)
-    problems = []
+    problems: list[str] = []
     if bridge and os.path.exists(os.path.join("/sys/class/net", bridge, "bridge")):
         proc = _quiet(["ip", "link", "delete", bridge, "type", "bridge"])
         if proc is None or proc.returncode != 0:
@@ -449,9 +464,9 @@ def forget_network(conflist, data_dir=IPAM_DATA_DIR):
                        network=conflist["name"])
 
 
-def host_routes():
+def host_routes() -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
     """[(network, interface)] of the host's IPv4 routes but the default one (/proc/net/route)."""
-    routes = []
+    routes: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
     try:
         with open("/proc/net/route") as handle:
             lines = handle.read().splitlines()[1:]
@@ -472,13 +487,14 @@ def host_routes():
     return routes
 
 
-def masquerade_chain(name, container_id):
+def masquerade_chain(name: str, container_id: str) -> str:
     """The nat chain the bridge plugin makes for a container's masquerading (as its
     utils.FormatChainName does)."""
     return "CNI-" + hashlib.sha512((name + container_id).encode("utf-8")).hexdigest()[:24]
 
 
-def teardown_masquerade(conflist, container_id, result):
+def teardown_masquerade(conflist: Mapping[str, Any], container_id: str,
+                        result: Mapping[str, Any] | None) -> None:
     """Remove the bridge plugin's masquerading rules of a container from its ADD ``result``. The
     plugin's own DEL finds the addresses in the container's namespace, so it leaves them when the
     namespace is gone; this does what that DEL would have. Quiet when there is nothing to remove."""
