@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import cni as C
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Union
+
+    Subnet = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
 STATES = ("present", "absent")
 
-NETWORK_OPTIONS = dict(
+NETWORK_OPTIONS: dict[str, dict[str, Any]] = dict(
     name=dict(type="str", required=True),
     state=dict(type="str", choices=list(STATES), default="present"),
     subnet=dict(type="str"),
@@ -36,11 +43,11 @@ NETWORK_OPTIONS = dict(
 NETWORK_REQUIRED_IF = [("state", "present", ("subnet",))]
 
 
-def _text(data):
+def _text(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", "replace")
 
 
-def _read_bytes(path):
+def _read_bytes(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
             return handle.read()
@@ -53,7 +60,7 @@ def _read_bytes(path):
 class NetworkConverger(object):
     """Converges one network to the task's declaration; ``run()`` returns the module result."""
 
-    def __init__(self, params, check_mode=False):
+    def __init__(self, params: Mapping[str, Any], check_mode: bool = False) -> None:
         self.params = params
         self.check_mode = check_mode
         self.name = C.validate_name(params["name"])
@@ -63,11 +70,12 @@ class NetworkConverger(object):
             raise C.CniError("cni_config_dir must be an absolute path, got %r" % self.config_dir)
         self.plugin_dirs = params.get("cni_plugin_dirs") or list(C.DEFAULT_PLUGIN_DIRS)
         self.path = C.conflist_path(self.config_dir, self.name)
-        self.settings = C.network_settings(params) if self.state == "present" else None
-        self.actions = []
-        self.warnings = []
+        # the checked settings (state=present only)
+        self.settings: dict[str, Any] = C.network_settings(params) if self.state == "present" else {}
+        self.actions: list[str] = []
+        self.warnings: list[str] = []
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         before = _read_bytes(self.path)
         if before is not None:
             C.read_conflist(self.path)  # a damaged file fails here, with its path
@@ -77,7 +85,7 @@ class NetworkConverger(object):
 
     # --- present ------------------------------------------------------------------------------
 
-    def _present(self, before):
+    def _present(self, before: bytes | None) -> dict[str, Any]:
         conflist = C.build_conflist(self.settings)
         C.Plugins(conflist, self.plugin_dirs).check_installed()
         self._check_conflicts()
@@ -95,7 +103,7 @@ class NetworkConverger(object):
                 L.atomic_write(self.path, after, mode=0o644)
         return self._result(before, after, self._describe(self.settings))
 
-    def _check_conflicts(self):
+    def _check_conflicts(self) -> None:
         """Refuse a bridge or subnet that another network of the directory, or a host route,
         already uses."""
         subnet = ipaddress.ip_network(self.settings["subnet"])
@@ -132,7 +140,7 @@ class NetworkConverger(object):
 
     # --- absent -------------------------------------------------------------------------------
 
-    def _absent(self, before):
+    def _absent(self, before: bytes | None) -> dict[str, Any]:
         if before is None:
             return self._result(None, None, {})
         containers = self._containers()
@@ -144,22 +152,25 @@ class NetworkConverger(object):
         if not self.check_mode:
             conflist = C.read_conflist(self.path)
             os.unlink(self.path)
-            C.forget_network(conflist)
+            if conflist is not None:  # None only if it went away meanwhile (unlink raised then)
+                C.forget_network(conflist)
         return self._result(before, None, {})
 
     # --- result -------------------------------------------------------------------------------
 
-    def _containers(self):
+    def _containers(self) -> list[str]:
         return sorted(set(C.ipam_leases(self.name).values()))
 
-    def _describe(self, settings):
+    def _describe(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return {"name": self.name, "subnet": settings["subnet"], "gateway": settings["gateway"],
                 "bridge": settings["bridge"], "config_path": self.path,
                 "containers": self._containers()}
 
-    def _result(self, before, after, network):
+    def _result(self, before: bytes | None, after: bytes | None,
+                network: Mapping[str, Any]) -> dict[str, Any]:
         changed = bool(self.actions)
-        result = {"changed": changed, "actions": list(self.actions), "network": network}
+        result: dict[str, Any] = {"changed": changed, "actions": list(self.actions),
+                                  "network": network}
         if changed:
             result["diff"] = {"before_header": self.path, "after_header": self.path,
                               "before": _text(before), "after": _text(after)}
@@ -168,8 +179,8 @@ class NetworkConverger(object):
         return result
 
 
-def _subnets(conflist):
-    found = []
+def _subnets(conflist: Mapping[str, Any]) -> list[Subnet]:
+    found: list[Subnet] = []
     for plugin in conflist.get("plugins") or []:
         ipam = plugin.get("ipam") or {}
         ranges = list(ipam.get("ranges") or [])
