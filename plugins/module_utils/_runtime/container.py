@@ -320,8 +320,11 @@ class Container(object):
         self.save()
         self.forget_runtime_state()
         try:
-            networking.attach(self.layout, self.id, config, previous_addresses=bool(checkpoint_name))
-            launch(self.layout, self.init, argv, stdio, timeout)
+            # The CNI plugins run while the runtime creates the container (a restore: before).
+            with networking.Attachment(self.layout, self.id, config,
+                                       previous_addresses=bool(checkpoint_name),
+                                       background=not checkpoint_name):
+                launch(self.layout, self.init, argv, stdio, timeout)
         except Exception as exc:
             self._cleanup_failed_create(exc)
             raise

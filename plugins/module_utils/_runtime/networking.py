@@ -23,6 +23,7 @@ import ipaddress
 import json
 import os
 import re
+import threading
 import time
 
 from . import layout as L
@@ -231,60 +232,129 @@ def _port_mappings(ports):
 
 def attach(layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
            plugin_dirs=DEFAULT_PLUGIN_DIRS, previous_addresses=False):
-    """Attach the container to the networks its bundle declares (nothing when it declares none):
-    a fresh named namespace, ADD per network, then /etc/hosts and /etc/resolv.conf. Whatever was
-    attached by an earlier run is detached first. On any failure everything is detached again and
-    the error raised. ``previous_addresses`` asks each network for the address the container had
-    there before (restore), when no static one is given. Returns the seconds the plugins took."""
-    config = bundle_config.config
-    networks = networks_of(config)
-    old = read_record(layout, container_id)
-    remembered = {}
-    if old is not None:
-        if previous_addresses:
-            remembered = {a["name"]: ip for a, ip in
-                          ((a, _address(a.get("result"), a.get("netns") or old.get("netns")))
-                           for a in old["attachments"]) if ip}
-        detach(layout, container_id)
-    if not networks:
-        return 0.0
-    path = netns_path_of(config)
-    name = N.name_of(path)
-    found = [find_conflist(config_dir, network["name"]) for network in networks]
-    runners = [Plugins(conflist, plugin_dirs) for dummy_path, conflist in found]
-    for runner in runners:
-        runner.check_installed()
-    for network, runner in zip(networks, runners):
-        release_stale(runner, container_id)
-    record = {"netns": path, "attachments": []}
-    _write_record(layout, container_id, record)
-    started = time.monotonic()
-    try:
-        N.create(name)
-        for index, (network, runner) in enumerate(zip(networks, runners)):
-            ip = network.get("ip") or remembered.get(network["name"])
-            args = [["IP", ip]] if ip else []
-            runtime_config = {}
-            if network.get("ports"):
-                runtime_config["portMappings"] = _port_mappings(network["ports"])
-            attachment = {"name": network["name"], "ifname": "eth%d" % index,
-                          "conflist": runner.conflist, "args": args,
-                          "runtimeConfig": runtime_config, "aliases": network.get("aliases") or [],
-                          "result": None}
-            record["attachments"].append(attachment)
-            _write_record(layout, container_id, record)
-            attachment["result"] = runner.add(container_id, path, attachment["ifname"],
-                                              [tuple(a) for a in args], runtime_config)
-            _write_record(layout, container_id, record)
-        elapsed = time.monotonic() - started
-        write_files(bundle_config.bundle, config, record, container_id)
-    except BaseException:
+    """Attach the container to the networks its bundle declares, now (see Attachment)."""
+    with Attachment(layout, container_id, bundle_config, config_dir, plugin_dirs,
+                    previous_addresses, background=False):
+        pass
+
+
+class Attachment(object):
+    """Attaching a container to the networks its bundle declares (nothing when it declares none),
+    as a context around the runtime's create.
+
+    On entry: whatever an earlier run attached is detached, the networks' lists and plugins are
+    checked, a fresh named namespace is made, and ``/etc/hosts`` and ``/etc/resolv.conf`` are
+    written with what is known before any address (the runtime's create bind-mounts them). Then
+    the plugins ADD each network: in a thread while the runtime creates the container when
+    ``background`` (the container's process runs nothing of its own before the runtime's start,
+    so the plugin chain and the create overlap), or before entry returns otherwise (a restore runs
+    the process at once). On exit the thread is joined, the files are rewritten in place (the
+    mounts hold their inodes) with the addresses, and a plugin's error is raised. Whatever fails,
+    everything is detached again before the error propagates.
+
+    ``previous_addresses`` asks each network for the address the container had there before
+    (restore), when no static one is given."""
+
+    def __init__(self, layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
+                 plugin_dirs=DEFAULT_PLUGIN_DIRS, previous_addresses=False, background=True):
+        self.layout = layout
+        self.container_id = container_id
+        self.bundle_config = bundle_config
+        self.config_dir = config_dir
+        self.plugin_dirs = plugin_dirs
+        self.previous_addresses = previous_addresses
+        self.background = background
+        self.record = None
+        self.error = None
+        self.thread = None
+        self.elapsed = 0.0
+
+    def __enter__(self):
+        config = self.bundle_config.config
+        networks = networks_of(config)
+        old = read_record(self.layout, self.container_id)
+        remembered = {}
+        if old is not None:
+            if self.previous_addresses:
+                remembered = {a["name"]: ip for a, ip in
+                              ((a, _address(a.get("result"), old.get("netns")))
+                               for a in old["attachments"]) if ip}
+            detach(self.layout, self.container_id)
+        if not networks:
+            return self
+        path = netns_path_of(config)
+        found = [find_conflist(self.config_dir, network["name"]) for network in networks]
+        runners = [Plugins(conflist, self.plugin_dirs) for dummy_path, conflist in found]
+        for runner in runners:
+            runner.check_installed()
+            release_stale(runner, self.container_id)
+        self.record = {"netns": path, "attachments": []}
+        _write_record(self.layout, self.container_id, self.record)
         try:
-            detach(layout, container_id)
+            N.create(N.name_of(path))
+            write_files(self.bundle_config.bundle, config, self.record, self.container_id)
+            work = [(index, network, runner, network.get("ip") or remembered.get(network["name"]))
+                    for index, (network, runner) in enumerate(zip(networks, runners))]
+            if self.background:
+                self.thread = threading.Thread(target=self._add, args=(work,))
+                self.thread.daemon = True
+                self.thread.start()
+            else:
+                self._add(work)
+                self._raise()
+        except BaseException:
+            self._undo()
+            raise
+        return self
+
+    def _add(self, work):
+        started = time.monotonic()
+        try:
+            for index, network, runner, ip in work:
+                args = [["IP", ip]] if ip else []
+                runtime_config = {}
+                if network.get("ports"):
+                    runtime_config["portMappings"] = _port_mappings(network["ports"])
+                attachment = {"name": network["name"], "ifname": "eth%d" % index,
+                              "conflist": runner.conflist, "args": args,
+                              "runtimeConfig": runtime_config,
+                              "aliases": network.get("aliases") or [], "result": None}
+                self.record["attachments"].append(attachment)
+                _write_record(self.layout, self.container_id, self.record)
+                attachment["result"] = runner.add(self.container_id, self.record["netns"],
+                                                  attachment["ifname"], [tuple(a) for a in args],
+                                                  runtime_config)
+                _write_record(self.layout, self.container_id, self.record)
+            self.elapsed = time.monotonic() - started
+            write_files(self.bundle_config.bundle, self.bundle_config.config, self.record,
+                        self.container_id, in_place=True)
+        except BaseException as exc:  # handed to the caller's thread by _raise
+            self.error = exc
+
+    def _raise(self):
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _undo(self):
+        if self.thread is not None:
+            self.thread.join()
+        try:
+            detach(self.layout, self.container_id)
         except Exception:
             pass  # the first error is the one to report; the record stays for a later detach
-        raise
-    return elapsed
+
+    def __exit__(self, exc_type, exc, traceback):
+        if self.record is None:
+            return False
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if exc_type is not None or self.error is not None:
+            self._undo()
+            if exc_type is None:
+                self._raise()
+        return False
 
 
 def boot_time():
@@ -458,9 +528,22 @@ def servers_given(record):
                for plugin in attachment["conflist"].get("plugins") or [])
 
 
-def write_files(bundle, config, record, container_id):
+def write_files(bundle, config, record, container_id, in_place=False):
+    """Write the container's hosts and resolv.conf into the bundle. ``in_place`` rewrites the
+    files that are there (once the runtime bind-mounted them, a new file would not be seen)."""
     directory = L.make_private_dir(os.path.join(bundle, FILES_DIR))
     os.chmod(directory, 0o755)
-    L.atomic_write(os.path.join(directory, HOSTS_FILE),
-                   hosts_text(config.get("hostname"), record, container_id), mode=0o644)
-    L.atomic_write(os.path.join(directory, RESOLV_FILE), resolv_text(record), mode=0o644)
+    for name, text in ((HOSTS_FILE, hosts_text(config.get("hostname"), record, container_id)),
+                       (RESOLV_FILE, resolv_text(record))):
+        path = os.path.join(directory, name)
+        if not in_place:
+            L.atomic_write(path, text, mode=0o644)
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            data = text.encode("utf-8")
+            os.ftruncate(fd, 0)
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
