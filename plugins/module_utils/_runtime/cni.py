@@ -305,7 +305,7 @@ class Plugins(object):
         return config
 
     def _env(self, command: str, container_id: str, netns: str | None, ifname: str,
-             args: Sequence[tuple[str, str]]) -> dict[str, str]:
+             args: Sequence[tuple[str, ...]]) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH") or "/usr/sbin:/usr/bin:/sbin:/bin",
             "CNI_COMMAND": command,
@@ -354,7 +354,7 @@ class Plugins(object):
         return parsed
 
     def add(self, container_id: str, netns: str | None, ifname: str,
-            args: Sequence[tuple[str, str]] = (),
+            args: Sequence[tuple[str, ...]] = (),
             runtime_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """ADD every plugin in order, each given the previous one's result; the final result."""
         env = self._env("ADD", container_id, netns, ifname, args)
@@ -366,7 +366,7 @@ class Plugins(object):
         return result or {}
 
     def check(self, container_id: str, netns: str | None, ifname: str,
-              result: dict[str, Any] | None, args: Sequence[tuple[str, str]] = (),
+              result: dict[str, Any] | None, args: Sequence[tuple[str, ...]] = (),
               runtime_config: Mapping[str, Any] | None = None) -> None:
         """CHECK every plugin in order against the ADD's ``result`` (CNI 0.4.0 and later)."""
         if _version_tuple(self.version) < (0, 4, 0) or self.conflist.get("disableCheck"):
@@ -376,7 +376,7 @@ class Plugins(object):
             self.run(plugin, "CHECK", env, self._config(plugin, runtime_config, result))
 
     def delete(self, container_id: str, netns: str | None, ifname: str,
-               result: dict[str, Any] | None = None, args: Sequence[tuple[str, str]] = (),
+               result: dict[str, Any] | None = None, args: Sequence[tuple[str, ...]] = (),
                runtime_config: Mapping[str, Any] | None = None) -> None:
         """DEL every plugin in reverse order, each given the ADD's result. Every plugin is run
         even when one fails (each frees what it can); the first error is raised at the end."""

@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import time
+from typing import TYPE_CHECKING, overload
 
 from . import layout as L
 from . import netns as N
@@ -39,7 +40,14 @@ from .cni import (
     teardown_masquerade,
     validate_name,
 )
-from .errors import BundleError
+from .errors import BundleError, RuntimeCoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from types import TracebackType
+    from typing import Any, Literal, NoReturn
+
+    from .bundle import BundleConfig
 
 ANNOTATION = "oci.runtime.networks"
 NETNS_PREFIX = "ocirt-"
@@ -53,26 +61,26 @@ _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-_]{0,252})$")
 
 # --- the bundle side -------------------------------------------------------------------------------
 
-def _fail(field, msg):
+def _fail(field: str, msg: str) -> NoReturn:
     raise BundleError("%s: %s" % (field, msg), field="networks")
 
 
-def _port(field, value, what):
+def _port(field: str, value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
             or not 0 < int(value) < 65536:
         _fail(field, "%s must be a port number 1-65535, got %r" % (what, value))
     return int(value)
 
 
-def check_networks(networks):
+def check_networks(networks: object) -> list[dict[str, Any]] | None:
     """The bundle's ``networks`` checked and normalised (None when not given); BundleError else."""
     if networks is None:
         return None
     if not isinstance(networks, list):
         _fail("networks", "must be a list of networks")
-    result = []
-    names = set()
-    published = set()
+    result: list[dict[str, Any]] = []
+    names: set[str] = set()
+    published: set[tuple[str, int, str]] = set()
     for index, item in enumerate(networks):
         field = "networks[%d]" % index
         if isinstance(item, str):
@@ -91,20 +99,20 @@ def check_networks(networks):
         if name in names:
             _fail(field, "network %r is given twice" % name)
         names.add(name)
-        entry = {"name": name}
+        entry: dict[str, Any] = {"name": name}
         if item.get("ip"):
             try:
                 entry["ip"] = str(ipaddress.ip_address(str(item["ip"])))
             except ValueError:
                 _fail(field, "ip %r is not an IP address" % (item["ip"],))
-        aliases = []
+        aliases: list[str] = []
         for alias in item.get("aliases") or []:
             if not isinstance(alias, str) or not _HOSTNAME_RE.match(alias):
                 _fail(field, "alias %r is not a valid host name" % (alias,))
             aliases.append(alias)
         if aliases:
             entry["aliases"] = aliases
-        ports = []
+        ports: list[dict[str, Any]] = []
         for number, port in enumerate(item.get("ports") or []):
             pfield = "%s.ports[%d]" % (field, number)
             if not isinstance(port, dict):
@@ -138,13 +146,13 @@ def check_networks(networks):
     return result
 
 
-def netns_name_for(bundle):
+def netns_name_for(bundle: str) -> str:
     """The named network namespace of the container run from ``bundle`` (one per bundle)."""
     digest = hashlib.sha256(os.path.normpath(bundle).encode("utf-8")).hexdigest()
     return NETNS_PREFIX + digest[:16]
 
 
-def bundle_networks(params):
+def bundle_networks(params: Mapping[str, Any]) -> dict[str, Any] | None:
     """A bundle task's ``networks`` for apply_to_config: None when not given or empty, else
     {"bundle": the bundle path, "networks": the checked list}."""
     networks = check_networks(params.get("networks"))
@@ -157,7 +165,7 @@ def bundle_networks(params):
     return {"bundle": os.path.normpath(bundle), "networks": networks}
 
 
-def apply_to_config(config, declared):
+def apply_to_config(config: dict[str, Any], declared: Mapping[str, Any] | None) -> None:
     """Put the networks ``declared`` (from bundle_networks; nothing when None) into the config
     document: the annotation, the named network namespace, the file mounts."""
     if not declared:
@@ -187,7 +195,7 @@ def apply_to_config(config, declared):
                            "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]})
 
 
-def networks_of(config):
+def networks_of(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The networks a config document declares (the annotation), [] when none."""
     text = (config.get("annotations") or {}).get(ANNOTATION)
     if not text:
@@ -199,7 +207,7 @@ def networks_of(config):
     return check_networks(networks) or []
 
 
-def netns_path_of(config):
+def netns_path_of(config: Mapping[str, Any]) -> str:
     for ns in (config.get("linux") or {}).get("namespaces") or []:
         if ns.get("type") == "network":
             return ns.get("path") or ""
@@ -208,11 +216,11 @@ def netns_path_of(config):
 
 # --- the container side ----------------------------------------------------------------------------
 
-def _record_path(layout, container_id):
+def _record_path(layout: L.Layout, container_id: str) -> str:
     return os.path.join(layout.container_dir(container_id), RECORD_FILE)
 
 
-def read_record(layout, container_id):
+def read_record(layout: L.Layout, container_id: str) -> dict[str, Any] | None:
     record = L.read_json(_record_path(layout, container_id))
     if record is not None and not (isinstance(record, dict)
                                    and isinstance(record.get("attachments"), list)):
@@ -221,17 +229,18 @@ def read_record(layout, container_id):
     return record
 
 
-def _write_record(layout, container_id, record):
+def _write_record(layout: L.Layout, container_id: str, record: Mapping[str, Any]) -> None:
     L.atomic_write_json(_record_path(layout, container_id), record)
 
 
-def _port_mappings(ports):
+def _port_mappings(ports: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{"hostPort": p["host_port"], "containerPort": p["container_port"],
              "protocol": p["protocol"], "hostIP": p["host_ip"]} for p in ports]
 
 
-def attach(layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
-           plugin_dirs=DEFAULT_PLUGIN_DIRS, previous_addresses=False):
+def attach(layout: L.Layout, container_id: str, bundle_config: BundleConfig,
+           config_dir: str = DEFAULT_CONFIG_DIR, plugin_dirs: Iterable[str] = DEFAULT_PLUGIN_DIRS,
+           previous_addresses: bool = False) -> None:
     """Attach the container to the networks its bundle declares, now (see Attachment)."""
     with Attachment(layout, container_id, bundle_config, config_dir, plugin_dirs,
                     previous_addresses, background=False):
@@ -255,8 +264,10 @@ class Attachment(object):
     ``previous_addresses`` asks each network for the address the container had there before
     (restore), when no static one is given."""
 
-    def __init__(self, layout, container_id, bundle_config, config_dir=DEFAULT_CONFIG_DIR,
-                 plugin_dirs=DEFAULT_PLUGIN_DIRS, previous_addresses=False, background=True):
+    def __init__(self, layout: L.Layout, container_id: str, bundle_config: BundleConfig,
+                 config_dir: str = DEFAULT_CONFIG_DIR,
+                 plugin_dirs: Iterable[str] = DEFAULT_PLUGIN_DIRS,
+                 previous_addresses: bool = False, background: bool = True) -> None:
         self.layout = layout
         self.container_id = container_id
         self.bundle_config = bundle_config
@@ -264,16 +275,16 @@ class Attachment(object):
         self.plugin_dirs = plugin_dirs
         self.previous_addresses = previous_addresses
         self.background = background
-        self.record = None
-        self.error = None
-        self.thread = None
+        self.record: dict[str, Any] = {}  # the network record, once there are networks
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
         self.elapsed = 0.0
 
-    def __enter__(self):
+    def __enter__(self) -> Attachment:
         config = self.bundle_config.config
         networks = networks_of(config)
         old = read_record(self.layout, self.container_id)
-        remembered = {}
+        remembered: dict[str, str] = {}
         if old is not None:
             if self.previous_addresses:
                 remembered = {a["name"]: ip for a, ip in
@@ -307,12 +318,12 @@ class Attachment(object):
             raise
         return self
 
-    def _add(self, work):
+    def _add(self, work: list[tuple[int, dict[str, Any], Plugins, str | None]]) -> None:
         started = time.monotonic()
         try:
             for index, network, runner, ip in work:
                 args = [["IP", ip]] if ip else []
-                runtime_config = {}
+                runtime_config: dict[str, Any] = {}
                 if network.get("ports"):
                     runtime_config["portMappings"] = _port_mappings(network["ports"])
                 attachment = {"name": network["name"], "ifname": "eth%d" % index,
@@ -331,12 +342,12 @@ class Attachment(object):
         except BaseException as exc:  # handed to the caller's thread by _raise
             self.error = exc
 
-    def _raise(self):
+    def _raise(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
 
-    def _undo(self):
+    def _undo(self) -> None:
         if self.thread is not None:
             self.thread.join()
         try:
@@ -344,8 +355,9 @@ class Attachment(object):
         except Exception:
             pass  # the first error is the one to report; the record stays for a later detach
 
-    def __exit__(self, exc_type, exc, traceback):
-        if self.record is None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> Literal[False]:
+        if not self.record:
             return False
         if self.thread is not None:
             self.thread.join()
@@ -357,7 +369,7 @@ class Attachment(object):
         return False
 
 
-def boot_time():
+def boot_time() -> int:
     """When this host booted (seconds since the epoch, /proc/stat's btime); 0 if unknown."""
     try:
         with open("/proc/stat") as handle:
@@ -369,7 +381,7 @@ def boot_time():
     return 0
 
 
-def release_stale(runner, container_id, data_dir=IPAM_DATA_DIR):
+def release_stale(runner: Plugins, container_id: str, data_dir: str = IPAM_DATA_DIR) -> None:
     """Release host-local leases of ``container_id`` on this network that were taken before the
     host booted: their namespaces are gone with the reboot, and so are the records when the state
     dir is under /run, but /var/lib/cni keeps the leases, and host-local refuses a second address
@@ -390,7 +402,8 @@ def release_stale(runner, container_id, data_dir=IPAM_DATA_DIR):
                 pass
 
 
-def detach(layout, container_id, plugin_dirs=DEFAULT_PLUGIN_DIRS):
+def detach(layout: L.Layout, container_id: str,
+           plugin_dirs: Iterable[str] = DEFAULT_PLUGIN_DIRS) -> None:
     """DEL every recorded attachment (last first, each plugin in reverse order, with the ADD's
     configuration and result), delete the namespace and the record. When a plugin fails the
     record is kept (a later detach tries again) and the first error raised."""
@@ -399,8 +412,8 @@ def detach(layout, container_id, plugin_dirs=DEFAULT_PLUGIN_DIRS):
         return
     path = record.get("netns") or ""
     live = path if path and N.is_mounted(path) else ""
-    first = None
-    remaining = []
+    first: RuntimeCoreError | None = None
+    remaining: list[dict[str, Any]] = []
     for attachment in reversed(record["attachments"]):
         try:
             runner = Plugins(attachment["conflist"], plugin_dirs)
@@ -427,7 +440,8 @@ def detach(layout, container_id, plugin_dirs=DEFAULT_PLUGIN_DIRS):
         pass
 
 
-def _container_interface(result, netns):
+def _container_interface(result: Mapping[str, Any] | None,
+                         netns: str | None) -> tuple[int | None, dict[str, Any]]:
     """Index and entry of the container's interface in a CNI result (the one in its netns)."""
     interfaces = (result or {}).get("interfaces") or []
     for index, interface in enumerate(interfaces):
@@ -437,7 +451,20 @@ def _container_interface(result, netns):
     return None, {}
 
 
-def _address(result, netns, with_gateway=False):
+@overload
+def _address(result: Mapping[str, Any] | None, netns: str | None,
+             with_gateway: Literal[False] = False) -> str | None:
+    ...
+
+
+@overload
+def _address(result: Mapping[str, Any] | None, netns: str | None,
+             with_gateway: Literal[True]) -> tuple[str | None, Any]:
+    ...
+
+
+def _address(result: Mapping[str, Any] | None, netns: str | None,
+             with_gateway: bool = False) -> str | None | tuple[str | None, Any]:
     index, dummy_interface = _container_interface(result, netns)
     for ip in (result or {}).get("ips") or []:
         if not isinstance(ip, dict) or not ip.get("address"):
@@ -448,7 +475,7 @@ def _address(result, netns, with_gateway=False):
     return (None, None) if with_gateway else None
 
 
-def describe(layout, container_id):
+def describe(layout: L.Layout, container_id: str) -> list[dict[str, Any]]:
     """[{name, interface, ip, mac, gateway}] of the networks the container is attached to now."""
     try:
         record = read_record(layout, container_id)
@@ -456,7 +483,7 @@ def describe(layout, container_id):
         return []
     if record is None:
         return []
-    found = []
+    found: list[dict[str, Any]] = []
     for attachment in record["attachments"]:
         result = attachment.get("result")
         if not result:
@@ -470,7 +497,7 @@ def describe(layout, container_id):
 
 # --- /etc/hosts and /etc/resolv.conf ----------------------------------------------------------------
 
-def hosts_text(hostname, record, container_id):
+def hosts_text(hostname: str | None, record: Mapping[str, Any], container_id: str) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     first = True
     for attachment in record["attachments"]:
@@ -488,7 +515,7 @@ def hosts_text(hostname, record, container_id):
     return "\n".join(lines) + "\n"
 
 
-def _host_resolv():
+def _host_resolv() -> str:
     try:
         with open("/etc/resolv.conf") as handle:
             return handle.read()
@@ -496,14 +523,14 @@ def _host_resolv():
         return ""
 
 
-def resolv_text(record, host_resolv=None):
-    servers = []
+def resolv_text(record: Mapping[str, Any], host_resolv: str | None = None) -> str:
+    servers: list[str] = []
     for attachment in record["attachments"]:
         for plugin in attachment["conflist"].get("plugins") or []:
             servers.extend((plugin.get("dns") or {}).get("nameservers") or [])
         servers.extend(((attachment.get("result") or {}).get("dns") or {}).get("nameservers")
                        or [])
-    lines = []
+    lines: list[str] = []
     host = _host_resolv() if host_resolv is None else host_resolv
     for line in host.splitlines():
         fields = line.split()
@@ -522,13 +549,14 @@ def resolv_text(record, host_resolv=None):
     return "\n".join(lines) + "\n" if lines else "# no name servers: the network has none\n"
 
 
-def servers_given(record):
+def servers_given(record: Mapping[str, Any]) -> bool:
     return any((plugin.get("dns") or {}).get("nameservers")
                for attachment in record["attachments"]
                for plugin in attachment["conflist"].get("plugins") or [])
 
 
-def write_files(bundle, config, record, container_id, in_place=False):
+def write_files(bundle: str, config: Mapping[str, Any], record: Mapping[str, Any],
+                container_id: str, in_place: bool = False) -> None:
     """Write the container's hosts and resolv.conf into the bundle. ``in_place`` rewrites the
     files that are there (once the runtime bind-mounted them, a new file would not be seen)."""
     directory = L.make_private_dir(os.path.join(bundle, FILES_DIR))
