@@ -140,27 +140,17 @@ exit 1
     assert not rec.shim()[1], "the shim outlived a failed create"
 
 
-def test_launch_runtime_failure_falls_back_to_stderr(record, tmp_path):
+@pytest.mark.parametrize("body, words", [
+    ("echo 'plain complaint' >&2; exit 2\n", "plain complaint"),  # no JSON log: stderr's tail
+    ("exit 0\n", "pid file"),                                     # success without a pid file
+    (None, "no-such-runtime"),                                    # no binary at all
+])
+def test_launch_failures_say_why(record, tmp_path, body, words):
     layout, rec = record
-    argv = _fake_runtime(tmp_path, "echo 'plain complaint' >&2; exit 2\n")
+    argv = _fake_runtime(tmp_path, body) if body is not None else [str(tmp_path / "no-such-runtime")]
     with pytest.raises(ContainerNotStartedError) as info:
         _launch(layout, rec, argv)
-    assert "plain complaint" in str(info.value)
-
-
-def test_launch_no_pid_file(record, tmp_path):
-    layout, rec = record
-    argv = _fake_runtime(tmp_path, "exit 0\n")
-    with pytest.raises(ContainerNotStartedError) as info:
-        _launch(layout, rec, argv)
-    assert "pid file" in str(info.value)
-
-
-def test_launch_missing_binary(record, tmp_path):
-    layout, rec = record
-    with pytest.raises(ContainerNotStartedError) as info:
-        _launch(layout, rec, [str(tmp_path / "no-such-runtime")])
-    assert "no-such-runtime" in str(info.value)
+    assert words in str(info.value)
 
 
 def test_launch_timeout(record, tmp_path):

@@ -17,15 +17,7 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n# x
 GROUP = "root:x:0:\nstaff:x:50:app\napp:x:1001:\n"
 
 
-def files(passwd=PASSWD, group=GROUP):
-    table = {"etc/passwd": passwd, "etc/group": group}
-    calls = []
-
-    def read(path):
-        calls.append(path)
-        return table.get(path)
-    read.calls = calls
-    return read
+READ = {"etc/passwd": PASSWD, "etc/group": GROUP}.get  # read_file of a root filesystem
 
 
 def settings(**params):
@@ -185,15 +177,14 @@ def test_image_defaults():
 
 
 def test_build_config_defaults_only():
-    config = S.build_config(settings(), read_file=files())
+    config = S.build_config(settings(), read_file=READ)
     expected = S.default_spec()
     assert config == expected
 
 
 def test_build_config_from_image():
-    read = files()
     config = S.build_config(settings(), image_config=IMAGE_CONFIG, rootfs_digest="sha256:abc",
-                            read_file=read)
+                            read_file=READ)
     process = config["process"]
     assert process["args"] == ["/bin/entry", "serve", "--port", "80"]
     assert process["env"] == ["PATH=/app/bin:/bin", "TERM=xterm", "GREETING=hi"]
@@ -205,22 +196,21 @@ def test_build_config_from_image():
 def test_build_config_parameters_override_the_image():
     checked = settings(args=["sh"], env={"GREETING": "hello", "TERM": None, "NEW": "1"}, cwd="/tmp",
                        user="0:0")
-    read = files()
-    config = S.build_config(checked, image_config=IMAGE_CONFIG, read_file=read)
+    config = S.build_config(checked, image_config=IMAGE_CONFIG,
+                            read_file=lambda path: pytest.fail("numeric uid:gid reads nothing"))
     process = config["process"]
     assert process["args"] == ["sh"]
     assert process["env"] == ["PATH=/app/bin:/bin", "GREETING=hello", "NEW=1"]
     assert process["cwd"] == "/tmp"
     assert process["user"] == {"uid": 0, "gid": 0}
-    assert read.calls == []  # numeric uid:gid reads nothing
 
 
 def test_build_config_image_without_command_and_relative_workdir():
     with pytest.raises(BundleError) as err:
-        S.build_config(settings(spec={"process": {"args": None}}), read_file=files())
+        S.build_config(settings(spec={"process": {"args": None}}), read_file=READ)
     assert "no program to run" in err.value.msg
     with pytest.raises(BundleError) as err:
-        S.build_config(settings(), image_config={"config": {"WorkingDir": "srv"}}, read_file=files())
+        S.build_config(settings(), image_config={"config": {"WorkingDir": "srv"}}, read_file=READ)
     assert "WorkingDir" in err.value.msg
     # an image without Entrypoint/Cmd keeps runc's default sh
     assert S.build_config(settings(), image_config={"config": {}})["process"]["args"] == ["sh"]
@@ -277,7 +267,7 @@ def test_effective_user_and_bad_image_user():
 def test_config_is_deterministic():
     checked = settings(env={"B": "2", "A": "1"}, args=["x"], resources={"memory": "1g"})
     first = S.config_bytes(S.build_config(checked, image_config=IMAGE_CONFIG, rootfs_digest="d",
-                                          read_file=files()))
+                                          read_file=READ))
     second = S.config_bytes(S.build_config(checked, image_config=IMAGE_CONFIG, rootfs_digest="d",
-                                           read_file=files()))
+                                           read_file=READ))
     assert first == second
