@@ -128,8 +128,13 @@ read_cmdline, processes = _PROC_STATE.read_cmdline, _PROC_STATE.processes
 def wait_exec(pid, timeout=10.0):
     """Wait until ``pid`` has left ``runc init``: `runc start` returns once the process *may* exec,
     and until it does it still holds runc's own fds (the exec fifo, log and sync pipes)."""
-    return wait_for(lambda: (read_cmdline(pid) or ["runc", "init"])[:2] != ["runc", "init"] and read_cmdline(pid),
-                    timeout=timeout, what="pid %d to exec its process" % pid)
+    def execed():
+        argv = read_cmdline(pid)
+        # runc re-executes itself as "<path it was run by> init": compare the program's base name.
+        in_runc_init = not argv or (os.path.basename(argv[0]) in ("runc", "crun") and argv[1:2] == ["init"])
+        return not in_runc_init and argv
+
+    return wait_for(execed, timeout=timeout, what="pid %d to exec its process" % pid)
 
 
 def shim_processes(state_dir, container_id=None):
