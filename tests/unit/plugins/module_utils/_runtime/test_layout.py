@@ -445,7 +445,7 @@ def test_lock_never_has_two_holders_while_files_come_and_go(tmp_path):
     ctx = multiprocessing.get_context("fork")
     holders, overlaps = ctx.Value("i", 0), ctx.Value("i", 0)
     procs = [ctx.Process(target=_converge_and_remove, args=(str(tmp_path), 150, holders, overlaps))
-             for _ in range(6)]
+             for dummy in range(6)]
     for proc in procs:
         proc.start()
     for proc in procs:
