@@ -499,28 +499,47 @@ class RootfsWriter(object):
 
     # --- whiteouts ----------------------------------------------------------------------------
 
+    # The steps that differ between applying whiteouts (here) and keeping them for overlayfs
+    # (layer.OverlayLayerWriter) are the hooks _opaque_whiteout, _whiteout_directory and _hide.
     def _whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         name = parts[-1]
         if name == WHITEOUT_OPAQUE:
-            parent, created = resolve_in_root(self.root, parts[:-1], create=True, what=self.what,
-                                              member=member.name)
-            for made in created:
-                self._touch(list(made))
+            parent = self._create_parents(member, parts[:-1])
             self._touch(parent)
-            self._opaque(parent)
+            self._opaque_whiteout(member, parent)
             return
         if name.startswith(WHITEOUT_META_PREFIX):
             return  # aufs bookkeeping (.wh..wh.plnk, ...): not part of the file system
         victim = name[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", ".."):
             self._refuse(member, "is a whiteout of %r, which is not a name" % victim)
-        directory = resolve_in_root(self.root, parts[:-1], what=self.what, member=member.name)
+        directory = self._whiteout_directory(member, parts[:-1])
         if directory is None:
             return
         rel = tuple(directory + [victim])
         if self._layer is not None and rel in self._layer:
             return  # a whiteout only hides what the lower layers have
-        self._remove(member, self._path(list(rel)))
+        self._hide(member, list(rel))
+
+    def _create_parents(self, member: tarfile.TarInfo, parts: list[str]) -> list[str]:
+        """Resolve (creating what is missing) the directory ``parts``, counted as this layer's."""
+        parent, created = resolve_in_root(self.root, parts, create=True, what=self.what,
+                                          member=member.name)
+        for made in created:
+            self._touch(list(made))
+        return parent
+
+    def _opaque_whiteout(self, member: tarfile.TarInfo, parent: list[str]) -> None:
+        """``.wh..wh..opq`` in the directory ``parent``: empty it of the lower layers' entries."""
+        self._opaque(parent)
+
+    def _whiteout_directory(self, member: tarfile.TarInfo, parts: list[str]) -> list[str] | None:
+        """The directory of a whiteout's victim, None when it does not exist (nothing to hide)."""
+        return resolve_in_root(self.root, parts, what=self.what, member=member.name)
+
+    def _hide(self, member: tarfile.TarInfo, rel: list[str]) -> None:
+        """Hide the lower layers' ``rel`` (a whiteout's victim): remove it."""
+        self._remove(member, self._path(rel))
 
     def _opaque(self, parent: list[str]) -> None:
         """Remove what lower layers put under the directory ``parent`` (a list of components)."""

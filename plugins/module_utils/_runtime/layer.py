@@ -29,15 +29,11 @@ import tarfile
 from typing import Any
 
 from .archive import (
-    WHITEOUT_META_PREFIX,
-    WHITEOUT_OPAQUE,
-    WHITEOUT_PREFIX,
     ArchiveError,
     HashingReader,
     RootfsWriter,
     decompressed,
     extract_tar,
-    resolve_in_root,
     sniff_compression,
 )
 
@@ -53,31 +49,16 @@ def is_whiteout(st: os.stat_result) -> bool:
 class OverlayLayerWriter(RootfsWriter):
     """A RootfsWriter for one layer in a directory of its own (overlayfs whiteouts)."""
 
-    def _whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
-        name = parts[-1]
-        if name == WHITEOUT_OPAQUE:
-            parent, created = resolve_in_root(self.root, parts[:-1], create=True, what=self.what,
-                                              member=member.name)
-            for made in created:
-                self._touch(list(made))
-            self._touch(parent)
-            try:
-                os.setxattr(self._path(parent), OPAQUE_XATTR, b"y")
-            except OSError as exc:
-                self._oserror(member, "mark opaque the directory of", exc)
-            return
-        if name.startswith(WHITEOUT_META_PREFIX):
-            return
-        victim = name[len(WHITEOUT_PREFIX):]
-        if victim in ("", ".", ".."):
-            self._refuse(member, "is a whiteout of %r, which is not a name" % victim)
-        parent, created = resolve_in_root(self.root, parts[:-1], create=True, what=self.what,
-                                          member=member.name)
-        for made in created:
-            self._touch(list(made))
-        rel = parent + [victim]
-        if self._layer is not None and tuple(rel) in self._layer:
-            return  # a whiteout only hides what the lower layers have
+    def _opaque_whiteout(self, member: tarfile.TarInfo, parent: list[str]) -> None:
+        try:
+            os.setxattr(self._path(parent), OPAQUE_XATTR, b"y")
+        except OSError as exc:
+            self._oserror(member, "mark opaque the directory of", exc)
+
+    def _whiteout_directory(self, member: tarfile.TarInfo, parts: list[str]) -> list[str] | None:
+        return self._create_parents(member, parts)
+
+    def _hide(self, member: tarfile.TarInfo, rel: list[str]) -> None:
         path = self._path(rel)
         self._clear(member, path, keep_dir=False)
         try:
