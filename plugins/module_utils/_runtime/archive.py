@@ -635,6 +635,25 @@ def extract_tar(fileobj: Stream, writer: RootfsWriter, what: str, whiteouts: boo
     return count
 
 
+def extract_layer(hashed: HashingReader, stream: Stream, writer: RootfsWriter, what: str,
+                  diff_id: str | None, error: type[BundleError] = ArchiveError) -> HashingReader:
+    """Apply one image layer through ``writer`` (with whiteouts): ``stream`` is the decompressed
+    blob read through ``hashed``. Both are read to their end (a short or damaged read raises
+    ``error``); returns the reader of the uncompressed bytes, hashed with ``diff_id``'s algorithm
+    (sha256 when there is none or it is not sha512), for the caller to check."""
+    algorithm = str(diff_id).split(":", 1)[0] if diff_id is not None else "sha256"
+    uncompressed = HashingReader(stream, algorithm if algorithm in ("sha256", "sha512") else "sha256")
+    writer.begin_layer(what)
+    extract_tar(uncompressed, writer, what, whiteouts=True)
+    writer.end_layer()
+    try:
+        uncompressed.drain()
+        hashed.drain()
+    except (IOError, OSError, EOFError, ValueError) as exc:
+        raise error("cannot read %s: %s" % (what, exc))
+    return uncompressed
+
+
 def scan_tar(fileobj: Stream, wanted: Iterable[str], found: dict[str, bytes | None], what: str,
              whiteouts: bool = False) -> dict[str, bytes | None]:
     """Update ``found`` (relpath -> bytes or None) with the regular files named in ``wanted`` as the

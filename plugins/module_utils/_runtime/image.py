@@ -23,7 +23,7 @@ import re
 import stat
 from typing import TYPE_CHECKING
 
-from .archive import HashingReader, decompressed, extract_tar, scan_tar, sniff_compression
+from .archive import HashingReader, decompressed, extract_layer, scan_tar, sniff_compression
 from .errors import BundleError
 
 if TYPE_CHECKING:
@@ -117,17 +117,9 @@ class Image(object):
         for index, layer in enumerate(self.layers):
             what = self._layer_what(index)
             with self._open_layer(layer, what) as (hashed, stream):
-                algorithm = str(diff_ids[index]).split(":", 1)[0] if diff_ids is not None else "sha256"
-                uncompressed = HashingReader(stream, algorithm if algorithm in ("sha256", "sha512")
-                                             else "sha256")
-                writer.begin_layer(what)
-                extract_tar(uncompressed, writer, what, whiteouts=True)
-                writer.end_layer()
-                try:
-                    uncompressed.drain()
-                    hashed.drain()
-                except (IOError, OSError, EOFError, ValueError) as exc:
-                    raise ImageError("cannot read %s: %s" % (what, exc))
+                uncompressed = extract_layer(hashed, stream, writer, what,
+                                             diff_ids[index] if diff_ids is not None else None,
+                                             error=ImageError)
             if hashed.digest != layer["digest"]:
                 raise ImageError("%s changed while it was applied (now %s): refusing it"
                                  % (what, _short(hashed.digest)))

@@ -33,7 +33,7 @@ from .archive import (
     HashingReader,
     RootfsWriter,
     decompressed,
-    extract_tar,
+    extract_layer,
     sniff_compression,
 )
 
@@ -87,18 +87,9 @@ def unpack_layer(blob_path: str, descriptor: dict[str, Any], diff_id: str, targe
         compression = sniff_compression(raw.read(6))
         raw.seek(0)
         hashed = HashingReader(raw, descriptor["digest"].split(":", 1)[0])
-        algorithm = str(diff_id).split(":", 1)[0]
-        uncompressed = HashingReader(decompressed(hashed, compression, what),
-                                     algorithm if algorithm in ("sha256", "sha512") else "sha256")
         writer = OverlayLayerWriter(target)
-        writer.begin_layer(what)
-        extract_tar(uncompressed, writer, what, whiteouts=True)
-        writer.end_layer()
-        try:
-            uncompressed.drain()
-            hashed.drain()
-        except (IOError, OSError, EOFError, ValueError) as exc:
-            raise ArchiveError("cannot read %s: %s" % (what, exc))
+        uncompressed = extract_layer(hashed, decompressed(hashed, compression, what), writer, what,
+                                     diff_id)
         writer.finish()
     if hashed.size != descriptor["size"] or hashed.digest != descriptor["digest"]:
         raise ArchiveError("%s does not match its descriptor (%d bytes, %s): refusing it"
