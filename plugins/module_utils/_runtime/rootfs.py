@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from typing import IO, Any, Literal, Union
 
     from .archive import Stream
-    from .image import Platform
+    from .image import Image, Platform
+    from .store import StoredImage
 
     Source = Union["ArchiveSource", "DirectorySource", "ImageSource", "StoreSource"]
     # read_file(relpath): a file's text, None when there is none
@@ -166,10 +167,28 @@ class DirectorySource(object):
         return {name: _encode(read_in_root(self.path, name)) for name in names}
 
 
-class ImageSource(object):
+class _ImageBacked(object):
+    """What an image source answers from its image: the image's digest, config and files."""
+
+    image: Image | StoredImage
+
+    @property
+    def image_digest(self) -> str:
+        return self.image.digest
+
+    @property
+    def image_config(self) -> dict[str, Any]:
+        return self.image.config
+
+    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
+        return self.image.read_files(list(names))
+
+
+class ImageSource(_ImageBacked):
     """An OCI image layout; resolving the tag reads and verifies the manifest and config."""
 
     kind = "image"
+    image: Image
 
     def __init__(self, path: str, ref: str | None = None, host: Platform | None = None) -> None:
         self.layout = ImageLayout(path)
@@ -181,26 +200,16 @@ class ImageSource(object):
     def digest(self) -> str:
         return self.image.manifest_digest
 
-    @property
-    def image_digest(self) -> str:
-        return self.image.digest
-
-    @property
-    def image_config(self) -> dict[str, Any]:
-        return self.image.config
-
     def build(self, writer: RootfsWriter) -> None:
         self.image.apply(writer)
 
-    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
-        return self.image.read_files(list(names))
 
-
-class StoreSource(object):
+class StoreSource(_ImageBacked):
     """An image of the image store (oci.runtime.image): the root filesystem is an overlay of its
     layers (overlay.py), never a copy; ``build`` is not used."""
 
     kind = "store"
+    image: StoredImage
 
     def __init__(self, name: str, image_store: str | None) -> None:
         self.store = Store(image_store)
@@ -217,19 +226,8 @@ class StoreSource(object):
     def digest(self) -> str:
         return self.image.digest
 
-    @property
-    def image_digest(self) -> str:
-        return self.image.digest
-
-    @property
-    def image_config(self) -> dict[str, Any]:
-        return self.image.config
-
     def build(self, writer: RootfsWriter) -> None:
         raise BundleError("an image of the store is mounted, not copied")
-
-    def read_files(self, names: Iterable[str]) -> dict[str, bytes | None]:
-        return self.image.read_files(list(names))
 
 
 def make_source(params: Mapping[str, Any], bundle: str) -> Source:
