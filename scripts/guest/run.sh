@@ -12,7 +12,7 @@
 # every way out of this script (trap); a normal run powers the guest off through systemd first.
 #
 # Environment: ANSIBLE_COLLECTIONS_PATH (where oci.runtime is: scripts/run-tests.sh sets it to its
-# collection copy), GUEST_MEM (MiB, 1536), GUEST_CPUS (1), GUEST_BOOT_TIMEOUT (s, 300),
+# collection copy), GUEST_MEM (MiB, 1536), GUEST_CPUS (2: cpuset tests need two), GUEST_BOOT_TIMEOUT (s, 600),
 # GUEST_ACCEL (tcg), GUEST_CACHE (see build-image.sh), GUEST_KEEP_LOGS=1 keeps the run directory (console.log, ansible.log with a time stamp per line).
 # Exit status: the playbook's; non-zero also when no image can be built or the guest does not boot.
 set -euo pipefail
@@ -22,8 +22,8 @@ shift
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 MEM=${GUEST_MEM:-1536}
-CPUS=${GUEST_CPUS:-1}
-BOOT_TIMEOUT=${GUEST_BOOT_TIMEOUT:-300}
+CPUS=${GUEST_CPUS:-2}
+BOOT_TIMEOUT=${GUEST_BOOT_TIMEOUT:-600}
 ACCEL=${GUEST_ACCEL:-tcg}
 
 log() { printf 'guest %s %s: %s\n' "$RELEASE" "$(date +%T)" "$*" >&2; }
