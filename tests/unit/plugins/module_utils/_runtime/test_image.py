@@ -7,36 +7,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
-import tarfile
 
 import pytest
 
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import archive as A
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import image as I
+from ansible_collections.oci.runtime.tests.unit.plugins.module_utils._runtime.layer_tars import tar_of
 
 HOST = ("linux", "amd64", None)
-
-
-def tar_of(files):
-    """A tar (bytes) of {name: bytes, or None for a directory, or ('link', target)}."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.mtime = 1700000000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif isinstance(data, tuple):
-                info.type, info.linkname = tarfile.SYMTYPE, data[1]
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 class Layout(object):
@@ -104,7 +84,7 @@ class Layout(object):
 
 LAYER1 = tar_of({"etc/": None, "etc/passwd": b"root:x:0:0::/:/bin/sh\napp:x:7:8::/:/bin/sh\n",
                  "etc/gone": b"bye", "data/": None, "data/old": b"old", "bin/": None, "bin/sh": b"sh",
-                 "bin/ash": ("link", "sh")})
+                 "bin/ash": ("sym", "sh")})
 LAYER2 = tar_of({"etc/.wh.gone": b"", "data/": None, "data/.wh..wh..opq": b"", "data/new": b"new",
                  "etc/motd": b"hello"})
 

@@ -20,26 +20,7 @@ import pytest
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layer as LY
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import store as S
 from ansible_collections.oci.runtime.plugins.module_utils._runtime.archive import ArchiveError
-
-
-def tar_of(entries):
-    """A tar (bytes) of [(name, bytes | None for a dir | ('sym'|'link', target))]."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1700000000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            elif isinstance(data, tuple):
-                info.type = tarfile.SYMTYPE if data[0] == "sym" else tarfile.LNKTYPE
-                info.linkname = data[1]
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+from ansible_collections.oci.runtime.tests.unit.plugins.module_utils._runtime.layer_tars import tar_of
 
 
 def sha(data):
