@@ -19,7 +19,6 @@ Usage (as root): python3 bench/images.py [--count N] [--json OUT]
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import shutil
@@ -30,21 +29,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "utils"))
+import collection_path  # noqa: E402  pylint: disable=wrong-import-position
 import oci_images as O  # noqa: E402  pylint: disable=wrong-import-position
 
-
-def _collections_root():
-    parts = REPO.split(os.sep)
-    if parts[-3:] == ["ansible_collections", "oci", "runtime"]:
-        return os.sep.join(parts[:-3])
-    root = tempfile.mkdtemp(prefix="oci-runtime-collections-")
-    atexit.register(shutil.rmtree, root, True)
-    os.makedirs(os.path.join(root, "ansible_collections", "oci"))
-    os.symlink(REPO, os.path.join(root, "ansible_collections", "oci", "runtime"))
-    return root
-
-
-COLLECTIONS = _collections_root()
+COLLECTIONS = collection_path.collections_root(REPO)
 sys.path.insert(0, COLLECTIONS)
 # pylint: disable=wrong-import-position
 from ansible_collections.oci.runtime.plugins.module_utils._module import bundle as B  # noqa: E402
