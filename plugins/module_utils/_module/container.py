@@ -360,6 +360,7 @@ class ContainerConverger(object):
         elif self.check_mode or isinstance(container, _PlannedContainer):  # (only in check mode)
             after = dict(before) if before["status"] != "absent" else {
                 "pid": None, "shim_pid": None, "exit_status": None, "exit_status_unknown": False,
+                "oom_killed": False,
                 "created": None, "labels": {}, "runtime": DEFAULT_RUNTIME}
             after.update(self._predicted(predicted_status))
         else:
@@ -379,7 +380,7 @@ class ContainerConverger(object):
             predicted["labels"] = labels
         if status in ("running", "paused") and self.actions.has(*CREATING):
             predicted.update({"pid": None, "shim_pid": None, "exit_status": None,
-                              "exit_status_unknown": False})
+                              "exit_status_unknown": False, "oom_killed": False})
         if status == "stopped":
             predicted.update({"pid": None, "shim_pid": None})
         return predicted
@@ -397,6 +398,12 @@ class ContainerConverger(object):
                 "before": {k: before[k] for k in DIFF_KEYS if k in before},
                 "after": {k: after[k] for k in DIFF_KEYS if k in after},
             }
+        if before.get("oom_killed") and self.actions.has("create"):
+            result["restarted_after_oom_kill"] = True
+            result["warnings"] = [
+                "container %r had been killed by the kernel's OOM killer (exit status %s); it was "
+                "started again: raise its memory limit if this repeats"
+                % (self.name, before.get("exit_status"))]
         return result
 
 

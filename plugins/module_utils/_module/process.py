@@ -146,14 +146,15 @@ class ProcessConverger(object):
             after = dict(before)
             if self.actions.has("start"):
                 after.update({"id": self.process_id, "status": proc.RUNNING, "pid": None,
-                              "exit_status": None})
+                              "exit_status": None, "oom_killed": False})
         else:
             after = record.describe()
         return self._result(before, after)
 
     def _absent(self) -> dict[str, Any]:
         container = core.Container.load(self.layout, self.container_id)
-        gone = {"id": self.process_id, "status": proc.ABSENT, "pid": None, "exit_status": None}
+        gone = {"id": self.process_id, "status": proc.ABSENT, "pid": None, "exit_status": None,
+                "oom_killed": False}
         if container is None:
             return self._result(gone, gone)
         record = container.process(self.process_id)
@@ -228,7 +229,9 @@ class ProcessConverger(object):
                 "process %r of container %r ended, but its exit status was not recorded (its shim "
                 "died)" % (self.process_id, self.container_id), result)
         if code != 0:
-            raise ProcessFailedError("non-zero return code", result)
+            raise ProcessFailedError("killed by the kernel's OOM killer (the container's memory "
+                                     "limit)" if (result.get("process") or {}).get("oom_killed")
+                                     else "non-zero return code", result)
         return result
 
     def _result(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import layout as L
 from . import networking
+from . import oom
 from .bundle import load_bundle
 from .overlay import ensure_mounted as ensure_rootfs_mounted
 from .oci import default_runtime_root
@@ -251,6 +252,7 @@ class Container(object):
             "shim_pid": shim_pid if shim_alive else None,
             "exit_status": exit_status,
             "exit_status_unknown": self.exit_status_unknown(status, exit_status),
+            "oom_killed": oom.oom_killed(self.init, self.init, exit_status),
             "config_digest": self.record.config_digest,
             "processes": [record.describe() for record in self.process_records()],
             "networks": networking.describe(self.layout, self.id),
@@ -325,6 +327,7 @@ class Container(object):
                                        previous_addresses=bool(checkpoint_name),
                                        background=not checkpoint_name):
                 launch(self.layout, self.init, argv, stdio, timeout)
+            oom.remember_cgroup(self.init)  # before the runtime deletes the cgroup, see oom.py
         except Exception as exc:
             self._cleanup_failed_create(exc)
             raise
@@ -347,6 +350,7 @@ class Container(object):
                                     stdio.get("stderr"))
         argv = self.runtime.exec_argv(self.id, record.path(L.PROCESS_FILE),
                                       record.path(L.PID_FILE), record.path(L.RUNTIME_LOG_FILE))
+        oom.remember_start(record, self.init)
         try:
             launch(self.layout, record, argv, paths, timeout)
         except Exception:
@@ -411,6 +415,7 @@ class Container(object):
 
     def remove(self) -> None:
         """Remove the runtime's container and all our records of it (the container is stopped)."""
+        self.record_oom_kills()
         self.runtime.delete(self.id, force=True)
         # Exec'd processes die with the container's pid namespace; without one they would not.
         for record in self.process_records():
@@ -422,10 +427,16 @@ class Container(object):
         L.remove_tree(self.layout.container_dir(self.id))
         self.forget_runtime_state()
 
+    def record_oom_kills(self) -> None:
+        """Keep the cgroup's OOM kill counter in every process dir before the runtime deletes the
+        container (and its cgroup); the exec'd processes' records outlive a restart."""
+        oom.record_final([self.init] + self.process_records(), self.init)
+
     def _reset_init(self) -> None:
         """Drop the runtime's old container and the old init records, to start afresh. The default
         stdout/stderr logs are kept: a restarted or restored container appends to them."""
         if self.runtime_state() is not None:
+            self.record_oom_kills()
             self.runtime.delete(self.id, force=True)
         self.init.kill_shim()
         L.clear_dir(self.init.dir, keep=(STDOUT_LOG, STDERR_LOG))

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import layout as L
+from . import oom
 from .errors import InvalidPidError, StateError
 from .shim import process_start_time
 
@@ -96,6 +97,7 @@ class ProcessRecord(object):
     """Read-side view of one process directory; every property reads the disk afresh."""
 
     def __init__(self, layout: L.Layout, container_id: str, process_id: str) -> None:
+        self.layout = layout
         self.container_id = container_id
         self.id = process_id
         self.dir = layout.process_dir(container_id, process_id)
@@ -158,13 +160,19 @@ class ProcessRecord(object):
             self.wait_exit(2.0)
         return EXITED
 
+    def init_record(self) -> ProcessRecord:
+        """The record of the container's init process (whose cgroup every process shares)."""
+        return ProcessRecord(self.layout, self.container_id, L.INIT_PROCESS_ID)
+
     def describe(self) -> dict[str, Any]:
         status = self.status()
+        exit_status = self.exit_status if status == EXITED else None
         return {
             "id": self.id,
             "pid": self.pid if status == RUNNING else None,
             "status": status,
-            "exit_status": self.exit_status if status == EXITED else None,
+            "exit_status": exit_status,
+            "oom_killed": oom.oom_killed(self, self.init_record(), exit_status),
         }
 
     def signal(self, signal_number: int) -> bool:
