@@ -37,6 +37,7 @@ CGROUP_FILE = "cgroup"
 OOM_KILLS_START_FILE = "oomKillsStart"
 OOM_KILLS_FILE = "oomKills"
 SIGKILL_EXIT_STATUS = 128 + 9
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def _counter(text: str | None, key: str) -> int | None:
@@ -75,7 +76,7 @@ def oom_kills(files: CgroupFiles) -> int | None:
 
 def _recorded_files(record: ProcessRecord) -> CgroupFiles | None:
     text = L.read_text(record.path(CGROUP_FILE))
-    return CgroupFiles(text) if text else None
+    return CgroupFiles(text, CGROUP_ROOT) if text else None
 
 
 def remember_cgroup(record: ProcessRecord) -> None:
@@ -89,7 +90,7 @@ def remember_cgroup(record: ProcessRecord) -> None:
     except (IOError, OSError):
         return
     L.atomic_write(record.path(CGROUP_FILE), text)
-    count = oom_kills(CgroupFiles(text))
+    count = oom_kills(CgroupFiles(text, CGROUP_ROOT))
     if count is not None:
         L.atomic_write(record.path(OOM_KILLS_START_FILE), "%d\n" % count)
 
