@@ -199,6 +199,15 @@ container:
           C(exit_status) is then null rather than an invented number. False otherwise.
       type: bool
       sample: false
+    oom_killed:
+      description:
+        - True when the kernel's OOM killer ended the init process (the container's memory limit):
+          it ended by SIGKILL (C(exit_status) 137) and the OOM kill counter of the container's memory
+          cgroup (cgroup v2 C(memory.events), v1 C(memory.oom_control)) rose since it started. The
+          counter is kept before the runtime deletes the cgroup. False otherwise.
+      type: bool
+      sample: false
+      version_added: 0.3.0
     config_digest:
       description: SHA-256 of the bundle's C(config.json) when the container was last created.
       type: str
@@ -241,6 +250,14 @@ actions:
   type: list
   elements: str
   sample: [register, create, start]
+restarted_after_oom_kill:
+  description:
+    - True when the task started the container again after the kernel's OOM killer had ended it
+      (RV(container.oom_killed) was true before the task); a warning says so too.
+  returned: when the task restarted a container that had been OOM-killed
+  type: bool
+  sample: true
+  version_added: 0.3.0
 """
 
 from ansible_collections.oci.runtime.plugins.module_utils._module.common import run_module

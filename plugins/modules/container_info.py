@@ -152,6 +152,15 @@ containers:
           C(exit_status) is then null rather than an invented number. False otherwise.
       type: bool
       sample: false
+    oom_killed:
+      description:
+        - True when the kernel's OOM killer ended the init process (the container's memory limit):
+          it ended by SIGKILL (C(exit_status) 137) and the OOM kill counter of the container's memory
+          cgroup (cgroup v2 C(memory.events), v1 C(memory.oom_control)) rose since it started. The
+          counter is kept before the runtime deletes the cgroup. False otherwise.
+      type: bool
+      sample: false
+      version_added: 0.3.0
     config_digest:
       description: SHA-256 of the bundle's C(config.json) when the container was last created.
       type: str
@@ -205,6 +214,11 @@ containers:
           description: Exit status once it exited; null while it runs or when nobody saw it end.
           type: int
           sample: 0
+        oom_killed:
+          description: As RV(oci.runtime.process#module:process.oom_killed).
+          type: bool
+          sample: false
+          version_added: 0.3.0
     checkpoints:
       description: Its checkpoints, sorted by name, as M(oci.runtime.checkpoint) returns them.
       type: list

@@ -425,8 +425,8 @@ containers:
                rootfs_digest: "sha256:1c35c441208254cb7c3844ba95a96485388cef9ccc0646d562c7fc026e04c807"}
     container:
       description:
-        - The container as it is after the task, as RV(oci.runtime.container#module:container).
-          Empty when absent.
+        - The container as it is after the task, as RV(oci.runtime.container#module:container)
+          (with C(oom_killed)). Empty when absent.
       type: dict
       sample: {id: web, status: running, pid: 4242, labels: {app: web, oci.runtime.managed-by: containers}}
     actions:
@@ -449,6 +449,13 @@ containers:
       type: list
       elements: dict
       returned: when the item has processes and its state is running
+    restarted_after_oom_kill:
+      description:
+        - True when the item's container was started again after the kernel's OOM killer had
+          ended it; a warning says so too.
+      type: bool
+      returned: when the item's container was restarted after an OOM kill
+      version_added: 0.3.0
     diff:
       description: Before and after of the container, as in diff mode.
       type: dict

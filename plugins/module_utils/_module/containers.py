@@ -248,6 +248,10 @@ class ItemConverger(object):
                             "container": result["container"]})
         if result.get("diff"):
             self.result["diff"] = result["diff"]
+        if result.get("restarted_after_oom_kill"):
+            self.result["restarted_after_oom_kill"] = True
+        for warning in result.pop("warnings", []):
+            self.result.setdefault("warnings", []).append("%s: %s" % (self.name, warning))
         # A container that is (re)created in this run: in check mode there is nothing to read its
         # limits and processes from yet, so they are predicted, not compared.
         fresh = converger.actions.has(*CREATING)
