@@ -146,8 +146,9 @@ def test_processes_with_exit_statuses(tmp_path):
         (directory / pid_dir / "exitStatus").write_text(status)
     result = _run(tmp_path)[0]
     assert result["containers"][0]["processes"] == [
-        {"id": "job", "pid": None, "status": "exited", "exit_status": 5},
-        {"id": "probe", "pid": None, "status": "exited", "exit_status": 137},
+        {"id": "job", "pid": None, "status": "exited", "exit_status": 5, "oom_killed": False},
+        # 137 without a recorded cgroup whose OOM kill counter rose: a plain SIGKILL
+        {"id": "probe", "pid": None, "status": "exited", "exit_status": 137, "oom_killed": False},
     ]
 
 

@@ -142,7 +142,7 @@ def test_check_mode_predicts_a_start_and_runs_nothing(tmp_path, container):
     result = adapter.ProcessConverger(_params(tmp_path, state="running"), check_mode=True).run()
     assert result["actions"] == ["start"] and container.calls == []
     assert result["process"] == {"id": "job", "status": "running", "pid": None,
-                                 "exit_status": None}
+                                 "exit_status": None, "oom_killed": False}
     assert result["diff"] == {"before": {"status": "absent"}, "after": {"status": "running"}}
 
 
@@ -210,7 +210,8 @@ def test_absent_removes_a_record(tmp_path, container):
     result = adapter.ProcessConverger(_params(tmp_path, state="absent")).run()
     assert result["actions"] == ["remove"]
     assert container.calls == [("remove", "job", adapter.ABSENT_GRACE)]
-    assert result["process"] == {"id": "job", "status": "absent", "pid": None, "exit_status": None}
+    assert result["process"] == {"id": "job", "status": "absent", "pid": None, "exit_status": None,
+                                 "oom_killed": False}
     assert "stdout" not in result
 
 

@@ -177,7 +177,7 @@ def test_describe(tmp_path):
     assert container.describe() == {
         "id": "c1", "status": "running", "pid": me, "bundle": "/b", "created": "now",
         "labels": {"a": "1=x", "b": "2"}, "runtime": "runc", "shim_pid": me, "exit_status": None,
-        "exit_status_unknown": False,
+        "exit_status_unknown": False, "oom_killed": False,
         "config_digest": "sha256:0", "processes": [], "networks": []}
 
 
