@@ -11,6 +11,8 @@ import signal
 
 from conftest import wait_for
 
+from ansible_collections.oci.runtime.plugins.module_utils._module.container import ContainerConverger
+from ansible_collections.oci.runtime.plugins.module_utils._module.container_info import ContainerInfo
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import container as core
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import layout as L
 from ansible_collections.oci.runtime.plugins.module_utils._runtime import oom
@@ -57,13 +59,23 @@ def test_plain_sigkill_is_not_oom_killed(env):
     assert view["exit_status"] == 137 and view["oom_killed"] is False
 
 
-def test_restart_after_oom_kill_starts_afresh(env):
-    container = env.run(env.bundle(*HOG, edit=_limited))
-    assert _ended(container)["oom_killed"] is True
-    container.create(30)  # deletes the old container (and cgroup) first
-    container.start()
-    view = container.describe()
-    assert view["status"] == "running" and view["oom_killed"] is False
+def test_modules_report_the_kill_and_the_restart_warns(env):
+    name = env.new_id("oomconv")
+    params = env.params(name, env.bundle(*HOG, edit=_limited))
+    result = ContainerConverger(dict(params)).run()
+    assert result["changed"] and "restarted_after_oom_kill" not in result
+    container = env.load(name)
+    _ended(container)
+    info = ContainerInfo({"state_dir": env.state_dir, "runtime": None, "runtime_root": None,
+                          "name": name, "labels": None, "checkpoint_root": None,
+                          "checkpoint_dir": None}).run()
+    described = info["containers"][0]
+    assert described["exit_status"] == 137 and described["oom_killed"] is True
+
+    result = ContainerConverger(dict(params)).run()  # state: running starts it again
+    assert result["restarted_after_oom_kill"] is True
+    assert any("OOM killer" in warning for warning in result["warnings"])
+    assert result["container"]["status"] == "running" and result["container"]["oom_killed"] is False
 
 
 def test_exec_process_oom_killed_and_its_neighbour_not(env):
