@@ -154,8 +154,8 @@ containers:
       sample: false
     oom_killed:
       description:
-        - True when the kernel's OOM killer ended the init process (the container's memory limit):
-          it ended by SIGKILL (C(exit_status) 137) and the OOM kill counter of the container's memory
+        - True when the kernel's OOM killer ended the init process (the container's memory limit).
+          It ended by SIGKILL (C(exit_status) 137) and the OOM kill counter of the container's memory
           cgroup (cgroup v2 C(memory.events), v1 C(memory.oom_control)) rose since it started. The
           counter is kept before the runtime deletes the cgroup. False otherwise.
       type: bool

@@ -165,7 +165,7 @@ process:
       sample: 0
     oom_killed:
       description:
-        - True when the kernel's OOM killer ended the process: it ended by SIGKILL (C(exit_status)
+        - True when the kernel's OOM killer ended the process. It ended by SIGKILL (C(exit_status)
           137) and the OOM kill counter of the container's memory cgroup rose since it started.
         - The counter is the container's, shared by all its processes, so an OOM kill of another
           process of the container while this one ran, followed by a SIGKILL of this one, counts
