@@ -79,11 +79,7 @@ def find_shims(layout: L.Layout, container_id: str, process_id: str) -> list[int
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as handle:
-                argv = handle.read().decode("utf-8", "replace").split("\0")
-        except (IOError, OSError):
-            continue
+        argv = _cmdline(int(name))
         for index, arg in enumerate(argv):
             if arg.startswith(prefix) and argv[index + 1:index + 4] == [
                     layout.state_dir, container_id, process_id]:
@@ -91,6 +87,40 @@ def find_shims(layout: L.Layout, container_id: str, process_id: str) -> list[int
                     found.append(int(name))
                 break
     return sorted(found)
+
+
+PF_KTHREAD = 0x00200000  # the flags field of /proc/<pid>/stat: a kernel thread
+
+
+def _cmdline(pid: int, timeout: float = 0.5) -> list[str]:
+    """``pid``'s argv ([] when it is gone). A process caught in execve reads an empty command line
+    for a moment (a standalone shim re-executes itself as its monitor right after it reports):
+    a live process that is not a kernel thread is read again until its argv is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                data = handle.read()
+        except (IOError, OSError):
+            return []
+        if data or time.monotonic() >= deadline or not _may_show_argv(pid):
+            return data.decode("utf-8", "replace").split("\0") if data else []
+        time.sleep(0.002)
+
+
+def _may_show_argv(pid: int) -> bool:
+    """Whether an empty command line of ``pid`` is passing: false for kernel threads, zombies and
+    pids that are gone, which never show one."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        return False
+    fields = text[text.rfind(b")") + 2:].split()
+    try:
+        return fields[0] not in (b"Z", b"X") and not int(fields[6]) & PF_KTHREAD
+    except (IndexError, ValueError):
+        return False
 
 
 class ProcessRecord(object):

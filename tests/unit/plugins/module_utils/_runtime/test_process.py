@@ -127,3 +127,13 @@ def test_prepare_process_dir(record, tmp_path):
     assert stat.S_ISFIFO(os.lstat(rec.path(L.CONTROL_FILE)).st_mode)
     custom = P.prepare_process_dir(rec, {}, "/in", str(tmp_path / "o"), str(tmp_path / "e"))
     assert custom == {"stdin": "/in", "stdout": str(tmp_path / "o"), "stderr": str(tmp_path / "e")}
+
+
+def test_cmdline_reads_a_live_process_and_gives_up_on_kernel_threads():
+    assert P._cmdline(os.getpid())[0]
+    assert P._may_show_argv(os.getpid())
+    kthreadd = 2  # the kernel's thread creator: a kernel thread, which never shows a command line
+    if os.path.exists("/proc/%d/stat" % kthreadd):
+        assert not P._may_show_argv(kthreadd)  # so its empty command line is not waited on
+        assert P._cmdline(kthreadd) == []
+    assert P._cmdline(2 ** 22 + 1) == []  # above pid_max: gone
