@@ -21,10 +21,13 @@ MIRROR=${GUEST_MIRROR:-http://deb.debian.org/debian}
 SEC_MIRROR=${GUEST_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # What the tests use inside: everything the runtime role installs (runc, crun, CRIU, iptables, skopeo, the
 # CNI plugins: the role then finds them present), busybox for the bundles, python3 (+ python3-apt for
-# ansible.builtin.apt), sshd for Ansible. crun loads libcriu.so.2 for checkpoints, but does not depend on it.
+# ansible.builtin.apt), sshd for Ansible.
 PACKAGES=(linux-image-amd64 initramfs-tools systemd systemd-sysv udev dbus openssh-server
-          python3 python3-apt runc crun criu libcriu2 iptables skopeo containernetworking-plugins
+          python3 python3-apt runc crun criu iptables skopeo containernetworking-plugins
           busybox-static iproute2 procps kmod)
+# Debian 13's crun loads libcriu.so.2 for checkpoints without depending on it (Debian 12's crun is built
+# without CRIU, and Debian 12 has no libcriu2).
+if [ "$RELEASE" = trixie ]; then PACKAGES+=(libcriu2); fi
 
 # Only the image directory goes to stdout (fd 3); everything else the build prints goes to stderr.
 exec 3>&1 1>&2
