@@ -415,7 +415,6 @@ class Container(object):
 
     def remove(self) -> None:
         """Remove the runtime's container and all our records of it (the container is stopped)."""
-        self.record_oom_kills()
         self.runtime.delete(self.id, force=True)
         # Exec'd processes die with the container's pid namespace; without one they would not.
         for record in self.process_records():
@@ -429,7 +428,8 @@ class Container(object):
 
     def record_oom_kills(self) -> None:
         """Keep the cgroup's OOM kill counter in every process dir before the runtime deletes the
-        container (and its cgroup); the exec'd processes' records outlive a restart."""
+        container (and its cgroup) for a fresh create; the exec'd processes' records outlive it.
+        (remove() needs none: it drops every record.)"""
         oom.record_final([self.init] + self.process_records(), self.init)
 
     def _reset_init(self) -> None:

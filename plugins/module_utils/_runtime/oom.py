@@ -13,8 +13,8 @@ The cgroup goes away when the runtime deletes the container, so a process direct
   (before any of the container's own code runs); exec'd processes share the container's cgroup
   and use the init process's record;
 - ``oomKillsStart``: the counter when the process started (an exec'd process: just before its exec);
-- ``oomKills``: the counter recorded right before the runtime deletes the container (``remove`` and
-  the restart's delete); while the cgroup exists the counter is read live.
+- ``oomKills``: the counter recorded right before the runtime deletes the container for a fresh
+  create (a restart); while the cgroup exists the counter is read live.
 
 A process was OOM-killed when it ended by SIGKILL (exit status 137) and the container's counter
 rose since it started. An exec'd process shares the counter with every process of the container:
