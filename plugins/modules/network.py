@@ -30,7 +30,7 @@ options:
   name:
     description:
       - The network name (letters, digits, C(_), C(.), C(-); up to 64 characters). Containers name
-        it in O(oci.runtime.bundle#module:networks[].name).
+        it in the C(name) of an item of O(oci.runtime.bundle#module:networks).
     type: str
     required: true
   state:
