@@ -91,8 +91,6 @@ options:
     type: float
     default: 60
 notes:
-  - Checkpoints and restores are supported with runc; with crun the task fails before anything
-    runs (with crun 1.21 a checkpoint stopped the container it should have left running).
   - The container's standard input, output and error are pipes owned by its shim, which CRIU can
     checkpoint and restore; output written after a restore goes to the same log files.
   - Checkpoint and restore options of the checkpoint (O(tcp), O(unix_sockets), O(shell),

@@ -105,7 +105,6 @@ class CheckpointConverger(object):
         if status not in CHECKPOINTABLE:
             raise ckpt.CheckpointError("container %r is %s: only a running or paused container can "
                                        "be checkpointed" % (self.container_id, status))
-        ckpt.require_checkpoint_support(container.runtime)
         criu = ckpt.find_criu(self.params.get("criu_path"))
         options = ckpt.checkpoint_options(self.params)
         self.actions.note("checkpoint", "and exit" if options["exit"] else "")
@@ -128,8 +127,6 @@ class CheckpointConverger(object):
             raise ckpt.CheckpointError("no checkpoint named %r in %s" % (self.name, self.store.directory))
         if container is not None and container.status() in CHECKPOINTABLE:
             return container  # it runs: nothing to restore
-        ckpt.require_checkpoint_support(container.runtime if container is not None
-                                        else build_runtime(self.params))
         criu = ckpt.find_criu(self.params.get("criu_path"))
         registered = False
         if container is None:

@@ -121,17 +121,6 @@ def failure_text(exc: RuntimeCommandError, log_path: str, criu: str) -> str:
     return text + criu_check_hint(criu)
 
 
-def require_checkpoint_support(runtime: OciRuntime) -> None:
-    """Refuse a checkpoint or restore that is not supported with ``runtime``, before anything runs.
-
-    With crun (1.21, CRIU 4.1.1, in a Debian 13 guest) a checkpoint that should leave the container
-    running stopped it, and the restore did not bring it back: refuse rather than stop a container."""
-    if runtime.flavor == "crun":
-        raise NotImplementedByRuntimeError(
-            "CRIU checkpoints and restores with crun: oci.runtime supports them with runc only "
-            "(with crun a checkpoint stopped the container it should have left running)")
-
-
 def option_args(options: Mapping[str, Any], runtime: OciRuntime) -> list[str]:
     """The runtime flags for the checkpoint options (by their snake_case names; ``exit`` is the
     caller's: it decides ``--leave-running``)."""

@@ -204,11 +204,3 @@ def test_dir_size(tmp_path):
     (tmp_path / "d" / "b").write_bytes(b"x" * 5)
     os.symlink("/nonexistent", str(tmp_path / "d" / "link"))
     assert C.dir_size(str(tmp_path)) == 15 + len("/nonexistent")
-
-
-def test_checkpoints_are_refused_with_crun_only():
-    C.require_checkpoint_support(FakeRuntime())
-    crun = FakeRuntime()
-    crun.flavor = "crun"
-    with pytest.raises(NotImplementedByRuntimeError, match="with runc only"):
-        C.require_checkpoint_support(crun)
